@@ -1,0 +1,62 @@
+# kprobe — two commands matter: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := bin
+CACHE ?= $(HOME)/.cache/kprobe
+export KPROBE_CACHE := $(CACHE)
+export CHDB_LIB_PATH ?= $(CACHE)/chdb/libchdb.so
+export KPROBE_KAFKA_BROKERS ?= 127.0.0.1:19092
+
+.PHONY: all build deps chdb kafka-up kafka-down generate check-generate vet test test-short bench demo clean
+
+all: build
+
+## deps: Debian packages the build and tests need (clang only for `make generate`).
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## chdb: fetch the embedded ClickHouse engine (libchdb.so) from the npm registry.
+chdb:
+	@scripts/chdb/fetch.sh
+
+kafka-up:
+	@scripts/kafka/kafka.sh start
+
+kafka-down:
+	@scripts/kafka/kafka.sh stop
+
+## generate: vmlinux.h, the bpf2go objects and the protobuf code (all committed).
+generate: deps
+	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	bpf/gen_vmlinux.sh
+	$(GO) generate ./...
+
+## check-generate: CI fails when regeneration changes the committed tree.
+check-generate: generate
+	@git diff --exit-code --stat -- bpf pipeline/event/eventpb || \
+		{ echo "generated files are stale: run 'make generate' and commit the result" >&2; exit 1; }
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '_bpfel.go$$')); [ -z "$$out" ] || { echo "gofmt needed: $$out" >&2; exit 1; }
+
+test-short:
+	$(GO) test -short ./...
+
+## test: everything, against the real kernel, real Kafka and the real ClickHouse engine.
+test: deps chdb kafka-up check-generate vet
+	scripts/test.sh
+
+## bench: the benchmarks cited in BENCHMARKS.md.
+bench: deps chdb kafka-up
+	scripts/bench.sh
+
+## demo: record the bundled payment service with an injected incident on the embedded default.
+demo: deps chdb build
+	scripts/demo.sh
+
+clean:
+	rm -rf $(BIN) .bin

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kprobe's build and tests need, when they are missing.
+set -euo pipefail
+need=()
+command -v clang >/dev/null    || need+=(clang llvm)
+command -v bpftool >/dev/null  || need+=(bpftool)
+[ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+command -v protoc >/dev/null   || need+=(protobuf-compiler)
+command -v tmux >/dev/null     || need+=(tmux)
+command -v java >/dev/null     || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null      || need+=(maven)
+command -v npm >/dev/null      || need+=(npm)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing packages: ${need[*]}: install them with 'sudo apt-get install ${need[*]}'" >&2
+  exit 1
+fi
+echo "installing: ${need[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
