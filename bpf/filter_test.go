@@ -1,0 +1,187 @@
+package bpf
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+// runDD runs dd doing n 1-byte reads and writes, and returns its pid.
+func runDD(t *testing.T, n int) uint32 {
+	t.Helper()
+	cmd := exec.Command("dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count="+strconv.Itoa(n), "status=none")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("dd: %v", err)
+	}
+	return uint32(cmd.Process.Pid)
+}
+
+func TestFilterPID(t *testing.T) {
+	needKernel(t)
+	w := startWorkload(t, "writes", "100")
+	r := openRecorder(t, Options{PIDs: []uint32{w.info.PID}})
+	s := startSession(r)
+	ddPID := runDD(t, 200)
+	w.run(t)
+	evs := s.stop(t)
+
+	writes := 0
+	for _, e := range evs {
+		if e.PID != w.info.PID {
+			t.Fatalf("event from pid %d (dd is %d) with pid filter %d: %+v", e.PID, ddPID, w.info.PID, e)
+		}
+		if e.Type == EventWrite && e.FD == w.info.FD {
+			writes++
+		}
+	}
+	if writes != 100 {
+		t.Errorf("writes: got %d, want 100", writes)
+	}
+}
+
+func TestFilterComm(t *testing.T) {
+	needKernel(t)
+	const n = 300
+	w := startWorkload(t, "writes", "50")
+	r := openRecorder(t, Options{Comms: []string{"dd"}})
+	s := startSession(r)
+	ddPID := runDD(t, n)
+	w.run(t)
+	evs := s.stop(t)
+
+	var reads, writes int
+	for _, e := range evs {
+		if e.Comm != "dd" {
+			t.Fatalf("event with comm %q under comm filter dd: %+v", e.Comm, e)
+		}
+		if e.PID != ddPID {
+			continue
+		}
+		switch {
+		case e.Type == EventRead && e.Ret == 1:
+			reads++
+		case e.Type == EventWrite && e.Ret == 1:
+			writes++
+		}
+	}
+	if reads != n || writes != n {
+		t.Errorf("dd 1-byte reads/writes: got %d/%d, want %d/%d", reads, writes, n, n)
+	}
+}
+
+func TestFilterCgroup(t *testing.T) {
+	needKernel(t)
+	root, err := cgroup2Mount()
+	if err != nil {
+		t.Skipf("no cgroup v2 hierarchy: %v", err)
+	}
+	dir := filepath.Join(root, fmt.Sprintf("kprobe-bpf-test-%d", os.Getpid()))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot create a cgroup: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+
+	w := startWorkload(t, "writes", "100")
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(int(w.info.PID))), 0); err != nil {
+		t.Skipf("cannot move a process into cgroup %s: %v", dir, err)
+	}
+	id, err := CgroupID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRecorder(t, Options{CgroupPaths: []string{dir}})
+	s := startSession(r)
+	runDD(t, 100) // outside the cgroup
+	w.run(t)
+	evs := s.stop(t)
+
+	writes := 0
+	for _, e := range evs {
+		if e.CgroupID != id || e.PID != w.info.PID {
+			t.Fatalf("event from pid %d cgroup %d under cgroup filter %d: %+v", e.PID, e.CgroupID, id, e)
+		}
+		if e.Type == EventWrite && e.FD == w.info.FD {
+			writes++
+		}
+	}
+	if writes != 100 {
+		t.Errorf("writes in cgroup: got %d, want 100", writes)
+	}
+}
+
+func TestCgroupID(t *testing.T) {
+	root, err := cgroup2Mount()
+	if err != nil {
+		t.Skipf("no cgroup v2 hierarchy: %v", err)
+	}
+	id, err := CgroupID(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != 1 {
+		// The root cgroup's kernfs id is 1 on 64-bit kernels.
+		t.Errorf("root cgroup id %d, want 1", id)
+	}
+	rel, err := CgroupID(".")
+	if err != nil || rel != id {
+		t.Errorf("relative path: id %d err %v, want %d", rel, err, id)
+	}
+	if _, err := CgroupID(t.TempDir()); err == nil {
+		t.Error("CgroupID of a non-cgroup directory succeeded")
+	}
+}
+
+func TestAddPID(t *testing.T) {
+	needKernel(t)
+	w := startWorkload(t, "writes", "100")
+	// Start with a filter that matches nothing, as when launching a command.
+	r := openRecorder(t, Options{PIDs: []uint32{1 << 30}})
+	s := startSession(r)
+	if err := r.AddPID(w.info.PID); err != nil {
+		t.Fatal(err)
+	}
+	w.run(t)
+	evs := s.stop(t)
+	writes := 0
+	for _, e := range evs {
+		if e.PID != w.info.PID {
+			t.Fatalf("unexpected event from pid %d: %+v", e.PID, e)
+		}
+		if e.Type == EventWrite && e.FD == w.info.FD {
+			writes++
+		}
+	}
+	if writes != 100 {
+		t.Errorf("writes after AddPID: got %d, want 100", writes)
+	}
+}
+
+func TestSelfExcluded(t *testing.T) {
+	needKernel(t)
+	w := startWorkload(t, "writes", "10")
+	r := openRecorder(t, Options{}) // no filters: everything but the recorder itself
+	s := startSession(r)
+	f, err := os.CreateTemp(t.TempDir(), "self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		f.Write([]byte("x"))
+	}
+	f.Close()
+	w.run(t)
+	evs := s.stop(t)
+	self, seenWorkload := uint32(os.Getpid()), false
+	for _, e := range evs {
+		if e.PID == self {
+			t.Fatalf("recorder's own event recorded: %+v", e)
+		}
+		seenWorkload = seenWorkload || e.PID == w.info.PID
+	}
+	if !seenWorkload {
+		t.Error("unfiltered recorder saw nothing from the workload")
+	}
+}

@@ -1,0 +1,10 @@
+package bpf
+
+// Regenerate the probes (needs clang, llvm and libbpf-dev):
+//
+//	./gen_vmlinux.sh   # refresh headers/vmlinux.h from the running kernel's BTF
+//	go generate ./bpf/...
+//
+// The generated bpf_x86_bpfel.go and bpf_x86_bpfel.o are committed so that
+// `go build` needs no clang.
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type event bpf kprobe.c

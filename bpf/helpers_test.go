@@ -1,0 +1,198 @@
+package bpf
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// needKernel skips tests that load BPF programs unless running as root
+// outside -short.
+func needKernel(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("loads BPF programs into the kernel: skipped in -short")
+	}
+	if os.Geteuid() != 0 {
+		tb.Skip("needs root: loads BPF programs and attaches tracepoints")
+	}
+}
+
+var (
+	workloadOnce sync.Once
+	workloadBin  string
+	workloadErr  error
+	workloadDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if workloadDir != "" {
+		os.RemoveAll(workloadDir)
+	}
+	os.Exit(code)
+}
+
+// buildWorkload compiles testdata/workload.c once per test binary.
+func buildWorkload(tb testing.TB) string {
+	tb.Helper()
+	workloadOnce.Do(func() {
+		gcc, err := exec.LookPath("gcc")
+		if err != nil {
+			workloadErr = fmt.Errorf("gcc not found: %w", err)
+			return
+		}
+		workloadDir, err = os.MkdirTemp("", "kprobe-bpf-workload")
+		if err != nil {
+			workloadErr = err
+			return
+		}
+		workloadBin = filepath.Join(workloadDir, "workload")
+		out, err := exec.Command(gcc, "-O2", "-Wall", "-o", workloadBin, "testdata/workload.c").CombinedOutput()
+		if err != nil {
+			workloadErr = fmt.Errorf("building workload: %v\n%s", err, out)
+		}
+	})
+	if workloadErr != nil {
+		if _, err := exec.LookPath("gcc"); err != nil {
+			tb.Skipf("needs gcc to build testdata/workload.c: %v", err)
+		}
+		tb.Fatal(workloadErr)
+	}
+	return workloadBin
+}
+
+type portPair struct {
+	Client int `json:"client_port"`
+	Server int `json:"server_port"`
+}
+
+// workloadInfo is what the workload prints before waiting for "go".
+type workloadInfo struct {
+	PID       uint32   `json:"pid"`
+	TID       uint32   `json:"tid"`
+	FD        int32    `json:"fd"`
+	Dev       uint64   `json:"dev"`
+	Ino       uint64   `json:"ino"`
+	V4        portPair `json:"v4"`
+	V6        portPair `json:"v6"`
+	Region    uint64   `json:"region"`
+	RegionLen uint64   `json:"region_len"`
+	PageSize  uint64   `json:"page_size"`
+}
+
+type workload struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	info  workloadInfo
+}
+
+// startWorkload starts the workload and reads its setup line; it then
+// blocks until go() is called.
+func startWorkload(tb testing.TB, args ...string) *workload {
+	tb.Helper()
+	cmd := exec.Command(buildWorkload(tb), args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	w := &workload{cmd: cmd, stdin: stdin}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	if err != nil {
+		tb.Fatalf("reading workload info: %v", err)
+	}
+	if err := json.Unmarshal(line, &w.info); err != nil {
+		tb.Fatalf("decoding workload info %q: %v", line, err)
+	}
+	return w
+}
+
+// run signals go and waits for the workload to exit.
+func (w *workload) run(tb testing.TB) {
+	tb.Helper()
+	if _, err := w.stdin.Write([]byte{'g'}); err != nil {
+		tb.Fatalf("signalling workload: %v", err)
+	}
+	if err := w.cmd.Wait(); err != nil {
+		tb.Fatalf("workload: %v", err)
+	}
+}
+
+// session runs a Recorder and collects every delivered event.
+type session struct {
+	r      *Recorder
+	cancel context.CancelFunc
+	done   chan struct{}
+	runErr chan error
+	events []Event
+}
+
+func openRecorder(tb testing.TB, opts Options) *Recorder {
+	tb.Helper()
+	r, err := Open(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { r.Close() })
+	return r
+}
+
+func startSession(r *Recorder) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{r: r, cancel: cancel, done: make(chan struct{}), runErr: make(chan error, 1)}
+	go func() {
+		s.runErr <- r.Run(ctx)
+	}()
+	go func() {
+		defer close(s.done)
+		for b := range r.Batches() {
+			s.events = append(s.events, b...)
+		}
+	}()
+	return s
+}
+
+// stop ends Run (draining what is already in the ring) and returns the events.
+func (s *session) stop(tb testing.TB) []Event {
+	tb.Helper()
+	s.cancel()
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		tb.Fatal("recorder did not stop")
+	}
+	if err := <-s.runErr; err != nil {
+		tb.Fatalf("Run: %v", err)
+	}
+	return s.events
+}
+
+func filterEvents(evs []Event, keep func(*Event) bool) []Event {
+	var out []Event
+	for i := range evs {
+		if keep(&evs[i]) {
+			out = append(out, evs[i])
+		}
+	}
+	return out
+}

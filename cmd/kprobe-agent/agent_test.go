@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	agentBin  string
+	buildErr  error
+)
+
+// agent builds kprobe-agent once per test binary.
+func agent(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "kprobe-agent-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "kprobe-agent")
+		out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			agentBin = string(out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building kprobe-agent: %v\n%s", buildErr, agentBin)
+	}
+	return agentBin
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("records the kernel: not in -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+}
+
+func readJSONL(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("bad jsonl line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestRecordCommand records dd from its first instruction through the launcher and
+// checks the jsonl contract: exact counts, fds, bytes, times inside the run.
+func TestRecordCommand(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "events.jsonl")
+	const blocks, size = 64, 4096
+	start := time.Now().UnixNano()
+	cmd := exec.Command(agent(t), "record", "--output", out, "--",
+		"dd", "if=/dev/zero", "of="+filepath.Join(dir, "data"), "bs=4096", "count=64", "status=none")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("record: %v\n%s", err, stderr.String())
+	}
+	end := time.Now().UnixNano()
+	evs := readJSONL(t, out)
+	var reads, writes int
+	pids := map[float64]bool{}
+	for _, e := range evs {
+		for _, k := range []string{"ts_ns", "pid", "tid", "cpu", "comm", "type", "dur_ns"} {
+			if _, ok := e[k]; !ok {
+				t.Fatalf("event without %q: %v", k, e)
+			}
+		}
+		pids[e["pid"].(float64)] = true
+		ts := int64(e["ts_ns"].(float64))
+		if ts < start || ts > end {
+			t.Errorf("event at %d outside the run [%d, %d]: %v", ts, start, end, e)
+		}
+		if e["comm"] != "dd" {
+			continue
+		}
+		switch {
+		case e["type"] == "read" && e["fd"] == 0.0 && e["bytes"] == float64(size):
+			reads++
+		case e["type"] == "write" && e["fd"] == 1.0 && e["bytes"] == float64(size):
+			writes++
+			if e["dur_ns"].(float64) <= 0 {
+				t.Errorf("write without duration: %v", e)
+			}
+		}
+	}
+	if reads != blocks || writes != blocks {
+		t.Errorf("dd: %d reads and %d writes of %d bytes, want %d each", reads, writes, size, blocks)
+	}
+	if len(pids) != 1 {
+		t.Errorf("events from %d processes, want only the launched one: %v", len(pids), pids)
+	}
+	summary := stderr.String()
+	for _, want := range []string{"recorded ", "write=", "lost: kernel=0 ", "userspace=0", "attached tcp_sendmsg via ", "attached sched_switch via "} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, summary)
+		}
+	}
+}
+
+// TestRecordPIDDuration records an already running process for a fixed time.
+func TestRecordPIDDuration(t *testing.T) {
+	needRoot(t)
+	sleeper := exec.Command("sh", "-c", "while :; do echo x > /dev/null; sleep 0.05; done")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sleeper.Process.Kill(); sleeper.Wait() }()
+	out := filepath.Join(t.TempDir(), "e.jsonl")
+	begin := time.Now()
+	cmd := exec.Command(agent(t), "record", "--pid", strconv.Itoa(sleeper.Process.Pid), "--duration", "1500ms", "--output", out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("record: %v\n%s", err, b)
+	}
+	if took := time.Since(begin); took < 1500*time.Millisecond || took > 15*time.Second {
+		t.Errorf("--duration 1500ms ran %v", took)
+	}
+	evs := readJSONL(t, out)
+	var writes, switches int
+	for _, e := range evs {
+		if e["pid"] != float64(sleeper.Process.Pid) {
+			t.Fatalf("event of another process: %v", e)
+		}
+		switch e["type"] {
+		case "write":
+			writes++
+		case "sched_switch":
+			switches++
+		}
+	}
+	// The shell writes (echo) ~20 times a second and blocks in wait() for each sleep.
+	if writes < 5 || switches < 5 {
+		t.Errorf("%d writes and %d sched_switch events of the shell in 1.5 s, want several of each", writes, switches)
+	}
+}
+
+
+func TestRecordFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"record", "--pid", "abc"}, `--pid "abc": want a positive process id`},
+		{[]string{"record", "--pid", "0"}, `--pid "0"`},
+		{[]string{"record", "--format", "xml"}, `--format "xml": only jsonl`},
+		{[]string{"record", "--comm", "a-very-long-command-name"}, "only 15 bytes"},
+		{[]string{"record", "--duration", "-1s"}, "must not be negative"},
+		{[]string{"record", "--payload-bytes", "100000"}, "--payload-bytes 100000"},
+		{[]string{"record", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"standalone"}, "--data DIR is required"},
+		{[]string{"engine"}, "--kafka BROKERS is required"},
+		{[]string{"engine", "--kafka", "x:1"}, "exactly one of --clickhouse ADDR or --data DIR"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Setenv("KPROBE_KAFKA_BROKERS", "")
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}

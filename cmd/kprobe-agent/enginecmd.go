@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/correlate"
+	"github.com/kprobe/kprobe/pipeline/engine"
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/otlp"
+	"github.com/kprobe/kprobe/pipeline/transport/kafka"
+)
+
+// runEngine is the server shape: Kafka in, the event log and kernel.enriched out.
+func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var brokers, group, spansTopic, clickhouse, data, grpcAddr, httpAddr, logLevel string
+	var lateness time.Duration
+	var retention int
+	fs.StringVar(&brokers, "kafka", env("KAFKA_BROKERS", ""), "Kafka brokers host:port,... (required)")
+	fs.StringVar(&group, "group", env("ENGINE_GROUP", "kprobe-engine"), "Kafka consumer group")
+	fs.StringVar(&spansTopic, "spans-topic", env("SPANS_TOPIC", "otlp_spans"), "topic of OTLP protobuf spans, as the OpenTelemetry Collector's Kafka exporter writes them ('' for none)")
+	fs.StringVar(&clickhouse, "clickhouse", env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
+	fs.StringVar(&data, "data", env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
+	fs.StringVar(&grpcAddr, "otlp-grpc", env("OTLP_GRPC", "127.0.0.1:4317"), "OTLP/gRPC listen address for spans ('' to disable)")
+	fs.StringVar(&httpAddr, "otlp-http", env("OTLP_HTTP", "127.0.0.1:4318"), "OTLP/HTTP listen address for spans ('' to disable)")
+	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
+	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
+	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if brokers == "" {
+		return fmt.Errorf("--kafka BROKERS is required (or set KPROBE_KAFKA_BROKERS)")
+	}
+	if (clickhouse == "") == (data == "") {
+		return fmt.Errorf("give exactly one of --clickhouse ADDR or --data DIR for the event log")
+	}
+	log, err := newLogger(stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	bl := splitBrokers(brokers)
+
+	var store eventlog.Store
+	if clickhouse != "" {
+		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
+	} else {
+		store, err = eventlog.OpenEmbedded(ctx, filepath.Join(data, "events"), eventlog.Options{Logger: log, RetentionDays: retention})
+	}
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	topics := append([]string{}, event.KernelTopics...)
+	if spansTopic != "" {
+		topics = append(topics, spansTopic)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = kafka.EnsureTopics(tctx, bl, append(topics, event.TopicEnriched, event.TopicDeadLetter), 4)
+	cancel()
+	if err != nil {
+		return err
+	}
+	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Logger: log, Brokers: bl, GroupID: group, Topics: topics})
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+	prod, stopProd, err := startProducer(ctx, log, bl, nil)
+	if err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: store, Out: prod,
+		SpansTopic: spansTopic, Correlate: correlate.Options{Lateness: lateness}})
+	if err != nil {
+		return err
+	}
+	if grpcAddr != "" || httpAddr != "" {
+		recv, err := otlp.NewReceiver(otlp.ReceiverOptions{Logger: log, GRPCAddr: grpcAddr, HTTPAddr: httpAddr}, eng.AddSpans)
+		if err != nil {
+			return fmt.Errorf("starting OTLP receiver: %w", err)
+		}
+		go recv.Run(ctx)
+	}
+	log.Info("engine running", "kafka", brokers, "group", group, "topics", topics)
+	runErr := eng.Run(ctx)
+	es := eng.Stats()
+	fmt.Fprintf(stderr, "engine: messages=%d events=%d spans=%d written=%d dead_lettered=%d commits=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
+		es.Messages, es.Events, es.Spans, es.Written, es.DeadLettered, es.Commits,
+		es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
+	stopErr := stopProd(stderr)
+	if runErr != nil {
+		return runErr
+	}
+	return stopErr
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/transport/kafka"
+)
+
+func splitBrokers(s string) []string {
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// startProducer creates the topics (best effort: a recorder must start even when Kafka is
+// down, buffering until it is back) and runs a producer until stop is called.
+func startProducer(ctx context.Context, log *slog.Logger, brokers []string, topics []string) (*kafka.Producer, func(w io.Writer) error, error) {
+	p, err := kafka.NewProducer(kafka.ProducerOptions{Logger: log, Brokers: brokers})
+	if err != nil {
+		return nil, nil, err
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := kafka.EnsureTopics(tctx, brokers, topics, 4); err != nil {
+		log.Warn("could not create topics; recording anyway and buffering until Kafka answers", "err", err)
+	}
+	cancel()
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	stop := func(w io.Writer) error {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closeErr := p.Close(cctx)
+		stopRun()
+		<-done
+		s := p.Stats()
+		fmt.Fprintf(w, "kafka: enqueued=%d written=%d dropped=%d (buffer full) discarded=%d write_errors=%d\n",
+			s.Enqueued, s.Written, s.Dropped, s.Discarded, s.WriteErrors)
+		return closeErr
+	}
+	return p, stop, nil
+}

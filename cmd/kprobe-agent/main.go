@@ -1,0 +1,55 @@
+// Command kprobe-agent is kprobe's headless side: `record` runs the eBPF recorder on a
+// node, `engine` correlates and stores what the recorders publish, and `standalone` runs
+// both in one process on the embedded stores.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kprobe-agent:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: kprobe-agent <command> [flags]
+
+commands:
+  record      record kernel events of selected processes (eBPF)
+  engine      consume kernel topics and spans from Kafka; correlate; write the event log
+  standalone  record + engine in one process on the embedded stores (the embedded default)
+
+Run 'kprobe-agent <command> -h' for the flags of a command.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case launchArg:
+		return execLaunched(args[1:])
+	case "record":
+		return runRecord(ctx, args[1:], stdout, stderr)
+	case "engine":
+		return runEngine(ctx, args[1:], stdout, stderr)
+	case "standalone":
+		return runStandalone(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kprobe/kprobe/bpf"
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/recorder"
+)
+
+type recordConfig struct {
+	pids         []uint32
+	comms        []string
+	cgroups      []string
+	payloadPIDs  []uint32
+	payloadBytes int
+	duration     time.Duration
+	output       string
+	format       string
+	node         string
+	logLevel     string
+	kafka        string // brokers; publish instead of writing jsonl
+	command      []string // run and record this command (after --)
+}
+
+func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
+	var c recordConfig
+	var pids, comms, cgroups, payload listFlag
+	fs.Var(&pids, "pid", "record only this process id (repeatable)")
+	fs.Var(&comms, "comm", "record only processes with this command name (repeatable)")
+	fs.Var(&cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
+	fs.Var(&payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")
+	fs.IntVar(&c.payloadBytes, "payload-bytes", 256, "bytes of payload captured per read, at most bpf.MaxPayload")
+	fs.DurationVar(&c.duration, "duration", envDuration("DURATION", 0), "stop after this long (default: until SIGINT/SIGTERM)")
+	fs.StringVar(&c.output, "output", env("OUTPUT", "-"), "write events to this file ('-' for stdout)")
+	fs.StringVar(&c.format, "format", "jsonl", "output format: jsonl")
+	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
+	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
+	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.command = fs.Args()
+	var err error
+	if c.pids, err = parsePIDs(pids); err != nil {
+		return c, err
+	}
+	if c.payloadPIDs, err = parsePIDs(payload); err != nil {
+		return c, err
+	}
+	c.comms, c.cgroups = comms, cgroups
+	for _, comm := range c.comms {
+		if len(comm) > 15 {
+			return c, fmt.Errorf("--comm %q: the kernel keeps only 15 bytes of a command name; use %q", comm, comm[:15])
+		}
+	}
+	if c.format != "jsonl" {
+		return c, fmt.Errorf("--format %q: only jsonl is supported", c.format)
+	}
+	if c.duration < 0 {
+		return c, fmt.Errorf("--duration %v: must not be negative", c.duration)
+	}
+	if c.payloadBytes < 0 || c.payloadBytes > bpf.MaxPayload {
+		return c, fmt.Errorf("--payload-bytes %d: must be between 0 and %d", c.payloadBytes, bpf.MaxPayload)
+	}
+	return c, nil
+}
+
+func (c recordConfig) bpfOptions() bpf.Options {
+	return bpf.Options{
+		PIDs: c.pids, Comms: c.comms, CgroupPaths: c.cgroups,
+		PayloadPIDs: c.payloadPIDs, PayloadBytes: c.payloadBytes,
+	}
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("record", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: kprobe-agent record [--pid PID]... [--comm NAME]... [--cgroup PATH]... [--duration D] [--output FILE] [--format jsonl] [-- COMMAND ARGS...]\n\nWith a COMMAND, kprobe-agent starts it, records it from its first instruction, and stops when it exits.\n\n")
+		fs.PrintDefaults()
+	}
+	cfg, err := parseRecordFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+
+	out := stdout
+	if cfg.output != "-" {
+		f, err := os.Create(cfg.output)
+		if err != nil {
+			return fmt.Errorf("opening output: %w", err)
+		}
+		defer f.Close()
+		out = f
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
+		defer cancel()
+	}
+	rec, child, err := openRecorder(ctx, cfg, log, stderr)
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	if cfg.kafka != "" {
+		return recordToKafka(ctx, cfg, log, rec, child, cancel, stderr)
+	}
+	childErr := runChild(child, cancel)
+	sink := recorder.NewJSONL(out)
+	runErr := rec.Run(ctx, sink)
+	flushErr := sink.Flush()
+	printSummary(stderr, rec.Summary())
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		return runErr
+	}
+	if err := <-childErr; err != nil {
+		return err
+	}
+	return flushErr
+}
+
+// openRecorder opens the probes; with a command, it first starts the command held, so
+// that its pid is in the filter before it runs.
+func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stderr io.Writer) (*recorder.Recorder, *launched, error) {
+	var child *launched
+	opts := cfg.bpfOptions()
+	if len(cfg.command) > 0 {
+		var err error
+		// The command's own stdout stays the terminal's; events may go to stdout too, so
+		// with --output - the command's output goes to stderr to keep jsonl clean.
+		out := io.Writer(os.Stdout)
+		if cfg.output == "-" {
+			out = stderr
+		}
+		if child, err = launch(ctx, cfg.command, out, stderr); err != nil {
+			return nil, nil, err
+		}
+		opts.PIDs = append(opts.PIDs, child.pid())
+	}
+	rec, err := recorder.Open(ctx, recorder.Options{Logger: log, Node: cfg.node, BPF: opts})
+	if err != nil {
+		if child != nil {
+			child.release.Close() // the held child exits without running the command
+			child.cmd.Wait()
+		}
+		return nil, nil, err
+	}
+	return rec, child, nil
+}
+
+// runChild releases the held command and ends the recording shortly after it exits.
+func runChild(child *launched, cancel context.CancelFunc) <-chan error {
+	errc := make(chan error, 1)
+	if child == nil {
+		errc <- nil
+		return errc
+	}
+	if err := child.start(); err != nil {
+		errc <- err
+		cancel()
+		return errc
+	}
+	go func() {
+		err := child.cmd.Wait()
+		// Let the last events reach the ring buffer reader before stopping.
+		time.Sleep(200 * time.Millisecond)
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("recorded command: %w", err)
+		}
+		errc <- err
+	}()
+	return errc
+}
+
+func printSummary(w io.Writer, s recorder.Summary) {
+	var total uint64
+	var parts []string
+	for _, t := range event.Types() {
+		total += s.Events[t]
+		parts = append(parts, fmt.Sprintf("%s=%d", t, s.Events[t]))
+	}
+	fmt.Fprintf(w, "recorded %d events: %s\n", total, strings.Join(parts, " "))
+	fmt.Fprintf(w, "lost: kernel=%d (ring buffer full) userspace=%d (queue full) sink_errors=%d\n",
+		s.KernelLost, s.QueueDropped, s.SinkErrors)
+	att := append([]bpf.Attachment(nil), s.Attachments...)
+	sort.Slice(att, func(i, j int) bool { return att[i].Hook < att[j].Hook })
+	for _, a := range att {
+		fmt.Fprintf(w, "attached %s via %s\n", a.Hook, a.Method)
+	}
+}
+
+func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *recorder.Recorder, child *launched, cancel context.CancelFunc, stderr io.Writer) error {
+	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), event.KernelTopics)
+	if err != nil {
+		return err
+	}
+	childErr := runChild(child, cancel)
+	pub := recorder.NewPublish(prod, 1024)
+	runErr := rec.Run(ctx, pub)
+	printSummary(stderr, rec.Summary())
+	sent, dropped := pub.Stats()
+	fmt.Fprintf(stderr, "published: events=%d dropped=%d\n", sent, dropped)
+	stopErr := stop(stderr)
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		return runErr
+	}
+	if err := <-childErr; err != nil {
+		return err
+	}
+	return stopErr
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/correlate"
+	"github.com/kprobe/kprobe/pipeline/engine"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/otlp"
+	"github.com/kprobe/kprobe/pipeline/recorder"
+)
+
+// runStandalone is the embedded default: record + engine in one process, an in-process
+// bus, the event log on the embedded ClickHouse engine under --data.
+func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var data, grpcAddr, httpAddr string
+	var lateness time.Duration
+	var retention int
+	fs.StringVar(&data, "data", env("DATA", ""), "directory of the embedded stores (required)")
+	fs.StringVar(&grpcAddr, "otlp-grpc", env("OTLP_GRPC", "127.0.0.1:4317"), "OTLP/gRPC listen address for spans ('' to disable)")
+	fs.StringVar(&httpAddr, "otlp-http", env("OTLP_HTTP", "127.0.0.1:4318"), "OTLP/HTTP listen address for spans ('' to disable)")
+	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
+	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: kprobe-agent standalone --data DIR [record flags] [-- COMMAND ARGS...]\n\n")
+		fs.PrintDefaults()
+	}
+	cfg, err := parseRecordFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if data == "" {
+		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
+		defer cancel()
+	}
+
+	store, err := eventlog.OpenEmbedded(ctx, filepath.Join(data, "events"), eventlog.Options{Logger: log, RetentionDays: retention})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	mem := bus.NewMemory(1 << 14)
+	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: store,
+		Correlate: correlate.Options{Lateness: lateness}})
+	if err != nil {
+		return err
+	}
+	engDone := make(chan error, 1)
+	// The engine outlives the recording: it drains the bus after the recorder stops.
+	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
+
+	var recvDone chan error
+	if grpcAddr != "" || httpAddr != "" {
+		recv, err := otlp.NewReceiver(otlp.ReceiverOptions{Logger: log, GRPCAddr: grpcAddr, HTTPAddr: httpAddr}, eng.AddSpans)
+		if err != nil {
+			return fmt.Errorf("starting OTLP receiver: %w", err)
+		}
+		recvDone = make(chan error, 1)
+		recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopRecv()
+		go func() { recvDone <- recv.Run(recvCtx) }()
+		defer func() {
+			stopRecv()
+			<-recvDone
+		}()
+	}
+
+	rec, child, err := openRecorder(ctx, cfg, log, stderr)
+	if err != nil {
+		mem.Close()
+		<-engDone
+		return err
+	}
+	defer rec.Close()
+	childErr := runChild(child, cancel)
+	pub := recorder.NewPublish(mem, 1024)
+	runErr := rec.Run(ctx, pub)
+	// A recorded command's exporter flushes its last spans as it exits; give them time
+	// to arrive before the bus closes.
+	if child != nil {
+		time.Sleep(lateness / 2)
+	}
+	mem.Close()
+	engErr := <-engDone
+
+	s := rec.Summary()
+	printSummary(stderr, s)
+	sent, dropped := pub.Stats()
+	es := eng.Stats()
+	fmt.Fprintf(stderr, "bus: published=%d dropped=%d\n", sent, dropped+mem.Stats().Dropped)
+	fmt.Fprintf(stderr, "engine: spans=%d events=%d written=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
+		es.Spans, es.Events, es.Written, es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
+	fmt.Fprintf(stderr, "event log: %s\n", filepath.Join(data, "events"))
+
+	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
+		return runErr
+	}
+	if engErr != nil {
+		return engErr
+	}
+	return <-childErr
+}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// storage is the ledger file and, for the slow-storage incident, a journal beside it.
+type storage struct {
+	ledger  *os.File
+	journal *os.File // opened on first use
+	path    string
+	block   []byte
+}
+
+const (
+	journalBlock = 256 << 10
+	journalSize  = 16 << 20 // the journal is rewritten in place: bounded disk use
+)
+
+func openStorage(path string) (*storage, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening ledger: %w", err)
+	}
+	return &storage{ledger: f, path: path}, nil
+}
+
+// append writes lines to the ledger and makes them durable.
+func (s *storage) append(lines string) (int, error) {
+	n, err := s.ledger.WriteString(lines)
+	if err != nil {
+		return n, fmt.Errorf("writing ledger: %w", err)
+	}
+	if err := s.ledger.Sync(); err != nil {
+		return n, fmt.Errorf("syncing ledger: %w", err)
+	}
+	return n, nil
+}
+
+// writeJournal writes and syncs 256 KiB blocks until d has passed.
+func (s *storage) writeJournal(d time.Duration) (blocks int, err error) {
+	if s.journal == nil {
+		if s.journal, err = os.OpenFile(s.path+".journal", os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+			return 0, fmt.Errorf("opening ledger journal: %w", err)
+		}
+		s.block = make([]byte, journalBlock)
+	}
+	start := time.Now()
+	for blocks == 0 || time.Since(start) < d {
+		for i := range s.block {
+			s.block[i] = byte(blocks + i)
+		}
+		off := int64(blocks*journalBlock) % journalSize
+		if _, err := s.journal.WriteAt(s.block, off); err != nil {
+			return blocks, fmt.Errorf("writing ledger journal: %w", err)
+		}
+		if err := s.journal.Sync(); err != nil {
+			return blocks, fmt.Errorf("syncing ledger journal: %w", err)
+		}
+		blocks++
+	}
+	return blocks, nil
+}
+
+func (s *storage) close() {
+	s.ledger.Close()
+	if s.journal != nil {
+		s.journal.Close()
+		os.Remove(s.path + ".journal")
+	}
+}

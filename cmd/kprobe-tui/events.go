@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+)
+
+func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	var (
+		pid, tid                uint
+		node, from, to, format  string
+		trace, span, settlement string
+		payment, typ            string
+		limit                   int
+	)
+	fs.UintVar(&pid, "pid", 0, "process id")
+	fs.UintVar(&tid, "tid", 0, "thread id")
+	fs.StringVar(&node, "node", "", "node name")
+	fs.StringVar(&from, "from", "", "start time, inclusive (RFC 3339 or ns since epoch)")
+	fs.StringVar(&to, "to", "", "end time, exclusive (RFC 3339 or ns since epoch)")
+	fs.StringVar(&trace, "trace", "", "trace id (hex)")
+	fs.StringVar(&span, "span", "", "span id (hex)")
+	fs.StringVar(&settlement, "settlement", "", "settlement id (span attribute settlement.id)")
+	fs.StringVar(&payment, "payment", "", "payment id (span attribute payment.id)")
+	fs.StringVar(&typ, "type", "", "event type: read, write, tcp_send, tcp_recv, sched_switch, page_fault")
+	fs.IntVar(&limit, "limit", 0, "at most this many events (0: all)")
+	fs.StringVar(&format, "format", "jsonl", "output format: jsonl")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if format != "jsonl" {
+		return fmt.Errorf("--format %q: only jsonl is supported", format)
+	}
+	if pid > 1<<32-1 || tid > 1<<32-1 {
+		return fmt.Errorf("--pid/--tid out of range")
+	}
+	q := eventlog.Query{Node: node, PID: uint32(pid), TID: uint32(tid), TraceID: trace, SpanID: span, Limit: limit}
+	var err error
+	if q.From, err = parseTime("from", from); err != nil {
+		return err
+	}
+	if q.To, err = parseTime("to", to); err != nil {
+		return err
+	}
+	switch {
+	case settlement != "" && payment != "":
+		return fmt.Errorf("give --settlement or --payment, not both")
+	case settlement != "":
+		q.AttrKey, q.AttrValue = "settlement.id", settlement
+	case payment != "":
+		q.AttrKey, q.AttrValue = "payment.id", payment
+	}
+	if typ != "" {
+		t, err := event.ParseType(typ)
+		if err != nil {
+			return fmt.Errorf("--type: %w", err)
+		}
+		q.Types = []event.Type{t}
+	}
+	if q.PID == 0 && q.TID == 0 && q.TraceID == "" && q.SpanID == "" && q.AttrKey == "" && q.From == 0 && q.To == 0 {
+		return fmt.Errorf("no selection: give at least one of --pid, --trace, --settlement, --payment, --from/--to")
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	evs, err := store.Events(ctx, q)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	var buf []byte
+	for i := range evs {
+		buf = event.AppendJSON(buf[:0], &evs[i])
+		buf = append(buf, '\n')
+		w.Write(buf)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("writing events: %w", err)
+	}
+	fmt.Fprintln(stderr, strconv.Itoa(len(evs))+" events")
+	return nil
+}

@@ -1,0 +1,50 @@
+// Command kprobe-tui is the SRE's workstation. Its scripting subcommands read the event
+// log directly: `events` prints stored kernel events with the spans joined to them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kprobe-tui:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: kprobe-tui <command> [flags]
+
+commands:
+  events       print stored kernel events (by pid, time, trace, settlement ...)
+  settlements  list the slowest settlements with the kernel events joined to them
+
+Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
+--clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "events":
+		return runEvents(ctx, args[1:], stdout, stderr)
+	case "settlements":
+		return runSettlements(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+)
+
+// storeFlags select the event log: the embedded one under --data, or a server.
+type storeFlags struct {
+	data       string
+	clickhouse string
+}
+
+func (s *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
+	fs.StringVar(&s.clickhouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port (instead of --data)")
+}
+
+func (s *storeFlags) open(ctx context.Context) (eventlog.Store, error) {
+	switch {
+	case s.data != "" && s.clickhouse != "":
+		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
+	case s.clickhouse != "":
+		return eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{})
+	case s.data != "":
+		dir := EventsDir(s.data)
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.data, s.data)
+		}
+		return eventlog.OpenEmbedded(ctx, dir, eventlog.Options{})
+	}
+	return nil, fmt.Errorf("no store given: use --data DIR or --clickhouse ADDR")
+}
+
+// EventsDir is where the embedded event log lives under a data directory; it must match
+// kprobe-agent standalone.
+func EventsDir(data string) string { return filepath.Join(data, "events") }
+
+// parseTime accepts RFC 3339 (with fractions) or integer nanoseconds since the epoch.
+func parseTime(flagName, v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return n, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return 0, fmt.Errorf("--%s %q: want RFC 3339 (2026-11-25T10:00:00.5Z) or nanoseconds since the epoch", flagName, v)
+	}
+	return t.UnixNano(), nil
+}

@@ -1,0 +1,356 @@
+package correlate
+
+import (
+	"container/heap"
+	"slices"
+
+	"github.com/kprobe/kprobe/pipeline/span"
+)
+
+// Join kinds written to event.Event.Join.
+const (
+	JoinTID = "tid" // the span ran on the event's thread
+	JoinPID = "pid" // the span names no thread; joined on the process alone
+)
+
+type spanKey struct{ trace, span string }
+
+// entry is one retained span.
+type entry struct {
+	s         span.Span // s.Attrs holds the span's own business attributes
+	key       spanKey
+	parentKey spanKey
+	merged    map[string]string // s.Attrs over the ancestors' merged attributes; shared, read-only
+	children  []*entry
+	list      *spanList
+	visit     uint64 // propagation pass that last reached the entry (guards against ID cycles)
+	orphan    bool   // waiting in index.orphans for its parent
+	evicted   bool
+}
+
+// spanList holds the spans of one (host, pid, tid); tid 0 holds the spans that name no
+// thread. Lookups binary-search the start times and walk back to the innermost span
+// containing the time; maxEnd stops the walk once no earlier span can reach it.
+type spanList struct {
+	host   *hostIndex
+	id     uint64 // pid<<32 | tid
+	spans  []*entry // by StartNs ascending, then EndNs descending (inner spans later)
+	starts []int64  // spans[i].s.StartNs: searched without touching the entries
+	maxEnd []int64  // maxEnd[i] = max EndNs over spans[:i+1], valid below clean
+	clean  int
+	dead   int // evicted entries not yet compacted away
+}
+
+type hostIndex struct {
+	name  string
+	lists map[uint64]*spanList
+}
+
+// index holds the retained spans.
+type index struct {
+	business span.Business
+	hosts    map[string]*hostIndex
+	byID     map[spanKey]*entry
+	orphans  map[spanKey][]*entry // spans whose parent has not arrived, by parent
+	byEnd    endHeap
+	visit    uint64
+	dirty    []*spanList // the lists holding evicted entries (dead > 0)
+	spare    []*spanList
+
+	lastHost *hostIndex // the previous lookup's host: events come in runs of one host
+}
+
+func newIndex(business span.Business) *index {
+	return &index{
+		business: business,
+		hosts:    make(map[string]*hostIndex),
+		byID:     make(map[spanKey]*entry),
+		orphans:  make(map[spanKey][]*entry),
+	}
+}
+
+func listID(pid, tid uint32) uint64 { return uint64(pid)<<32 | uint64(tid) }
+
+// add retains a span; it reports false for a duplicate.
+func (x *index) add(s span.Span) bool {
+	key := spanKey{s.TraceID, s.SpanID}
+	if _, dup := x.byID[key]; dup {
+		return false
+	}
+	s.Attrs = x.business.Filter(s.Attrs)
+	e := &entry{s: s, key: key}
+	x.byID[key] = e
+
+	var parent *entry
+	if s.ParentID != "" {
+		e.parentKey = spanKey{s.TraceID, s.ParentID}
+		parent = x.byID[e.parentKey]
+	}
+	if parent != nil {
+		parent.children = append(parent.children, e)
+	} else if s.ParentID != "" {
+		e.orphan = true
+		x.orphans[e.parentKey] = append(x.orphans[e.parentKey], e)
+	}
+	e.merged = mergeAttrs(e, parent)
+	// Descendants that came first now inherit from this span and its ancestors.
+	if waiting, ok := x.orphans[key]; ok {
+		delete(x.orphans, key)
+		x.visit++
+		e.visit = x.visit
+		for _, c := range waiting {
+			if c.evicted {
+				continue
+			}
+			c.orphan = false
+			e.children = append(e.children, c)
+			x.propagate(c, e)
+		}
+	}
+
+	x.insert(e)
+	heap.Push(&x.byEnd, e)
+	return true
+}
+
+// mergeAttrs returns e's own attributes over its parent's merged ones, sharing a map
+// whenever one side is empty.
+func mergeAttrs(e, parent *entry) map[string]string {
+	var pm map[string]string
+	if parent != nil {
+		pm = parent.merged
+	}
+	switch {
+	case len(pm) == 0:
+		return e.s.Attrs
+	case len(e.s.Attrs) == 0:
+		return pm
+	}
+	m := make(map[string]string, len(pm)+len(e.s.Attrs))
+	for k, v := range pm {
+		m[k] = v
+	}
+	for k, v := range e.s.Attrs {
+		m[k] = v
+	}
+	return m
+}
+
+func (x *index) propagate(e, parent *entry) {
+	if e.visit == x.visit {
+		return // span IDs that form a cycle
+	}
+	e.visit = x.visit
+	e.merged = mergeAttrs(e, parent)
+	for _, c := range e.children {
+		if !c.evicted {
+			x.propagate(c, e)
+		}
+	}
+}
+
+func (x *index) insert(e *entry) {
+	h := x.hosts[e.s.Host]
+	if h == nil {
+		h = &hostIndex{name: e.s.Host, lists: make(map[uint64]*spanList)}
+		x.hosts[e.s.Host] = h
+	}
+	id := listID(e.s.PID, e.s.TID)
+	l := h.lists[id]
+	if l == nil {
+		l = &spanList{host: h, id: id}
+		h.lists[id] = l
+	}
+	e.list = l
+	// Before any equal (start, end): the walk back meets the earlier arrival first, and
+	// with identical ranges the child, which ends and is exported first, is the inner one.
+	lo, hi := 0, len(l.spans)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		o := l.spans[m]
+		if o.s.StartNs < e.s.StartNs || (o.s.StartNs == e.s.StartNs && o.s.EndNs > e.s.EndNs) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	l.spans = slices.Insert(l.spans, lo, e)
+	l.starts = slices.Insert(l.starts, lo, e.s.StartNs)
+	l.maxEnd = append(l.maxEnd, 0)
+	l.clean = min(l.clean, lo)
+}
+
+func (l *spanList) fix() {
+	for i := l.clean; i < len(l.spans); i++ {
+		end := l.spans[i].s.EndNs
+		if i > 0 {
+			end = max(end, l.maxEnd[i-1])
+		}
+		l.maxEnd[i] = end
+	}
+	l.clean = len(l.spans)
+}
+
+// innermost returns the latest-starting live span of l that contains t.
+func (l *spanList) innermost(t int64) *entry {
+	if l.clean < len(l.spans) {
+		l.fix()
+	}
+	spans, starts := l.spans, l.starts
+	lo, hi := 0, len(starts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if starts[m] <= t {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	for i := lo - 1; i >= 0 && l.maxEnd[i] >= t; i-- {
+		if e := spans[i]; e.s.EndNs >= t && !e.evicted {
+			return e
+		}
+	}
+	return nil
+}
+
+// innermostLinear is innermost by a scan of every span of the list: the baseline the
+// benchmark compares against, and an oracle for tests. On a tie of start and end the
+// last in the list wins, as in innermost.
+func (l *spanList) innermostLinear(t int64) *entry {
+	var best *entry
+	for _, e := range l.spans {
+		if e.evicted || e.s.StartNs > t || e.s.EndNs < t {
+			continue
+		}
+		if best == nil || e.s.StartNs > best.s.StartNs ||
+			(e.s.StartNs == best.s.StartNs && e.s.EndNs <= best.s.EndNs) {
+			best = e
+		}
+	}
+	return best
+}
+
+// lookup finds the span an event at t on (host, pid, tid) belongs to.
+func (x *index) lookup(host string, pid, tid uint32, t int64, linear bool) (*entry, string) {
+	h := x.lastHost
+	if h == nil || h.name != host {
+		if h = x.hosts[host]; h == nil {
+			return nil, ""
+		}
+		x.lastHost = h
+	}
+	find := (*spanList).innermost
+	if linear {
+		find = (*spanList).innermostLinear
+	}
+	if tid != 0 {
+		if l := h.lists[listID(pid, tid)]; l != nil {
+			if e := find(l, t); e != nil {
+				return e, JoinTID
+			}
+		}
+	}
+	if l := h.lists[listID(pid, 0)]; l != nil {
+		if e := find(l, t); e != nil {
+			return e, JoinPID
+		}
+	}
+	return nil, ""
+}
+
+// evict drops spans that end before until, then the earliest-ending ones while more
+// than maxSpans remain; it returns how many went for each reason.
+func (x *index) evict(until int64, maxSpans int) (expired, forced int) {
+	for len(x.byEnd) > 0 && x.byEnd[0].s.EndNs < until {
+		x.remove(heap.Pop(&x.byEnd).(*entry))
+		expired++
+	}
+	for len(x.byEnd) > maxSpans {
+		x.remove(heap.Pop(&x.byEnd).(*entry))
+		forced++
+	}
+	dirty := x.dirty
+	x.dirty, x.spare = x.spare[:0], dirty
+	for _, l := range dirty {
+		l.compact(x) // lists still holding evicted entries go back on x.dirty
+	}
+	clear(dirty)
+	return expired, forced
+}
+
+func (x *index) remove(e *entry) {
+	e.evicted = true
+	delete(x.byID, e.key)
+	if e.orphan {
+		w := x.orphans[e.parentKey]
+		for i, c := range w {
+			if c == e {
+				w = append(w[:i], w[i+1:]...)
+				break
+			}
+		}
+		if len(w) == 0 {
+			delete(x.orphans, e.parentKey)
+		} else {
+			x.orphans[e.parentKey] = w
+		}
+	}
+	e.children = nil
+	l := e.list
+	if l.dead == 0 {
+		x.dirty = append(x.dirty, l)
+	}
+	l.dead++
+}
+
+// compact removes evicted entries from l once they are a quarter of it, so a round that
+// evicts one span does not copy the whole list; lookups skip the rest.
+func (l *spanList) compact(x *index) {
+	if l.dead*4 < len(l.spans) {
+		if l.dead > 0 {
+			x.dirty = append(x.dirty, l) // keep it listed: checked again next round
+		}
+		return
+	}
+	n := 0
+	for i, e := range l.spans {
+		if e.evicted {
+			l.clean = min(l.clean, i)
+			continue
+		}
+		l.spans[n] = e
+		l.starts[n] = e.s.StartNs
+		n++
+	}
+	clear(l.spans[n:])
+	l.spans = l.spans[:n]
+	l.starts = l.starts[:n]
+	l.maxEnd = l.maxEnd[:n]
+	l.clean = min(l.clean, n)
+	l.dead = 0
+	if n == 0 {
+		delete(l.host.lists, l.id)
+		if len(l.host.lists) == 0 {
+			delete(x.hosts, l.host.name)
+			if x.lastHost == l.host {
+				x.lastHost = nil
+			}
+		}
+	}
+}
+
+// endHeap orders retained spans by end time, for eviction.
+type endHeap []*entry
+
+func (h endHeap) Len() int           { return len(h) }
+func (h endHeap) Less(i, j int) bool { return h[i].s.EndNs < h[j].s.EndNs }
+func (h endHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(v any)        { *h = append(*h, v.(*entry)) }
+func (h *endHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,270 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/correlate"
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/otlp"
+	"github.com/kprobe/kprobe/pipeline/span"
+)
+
+// Store is where joined events are written; the event log implements it.
+type Store interface {
+	Insert(ctx context.Context, events []event.Event) error
+}
+
+// Options configure an Engine.
+type Options struct {
+	Logger     *slog.Logger
+	Source     bus.Source    // kernel topics and, optionally, SpansTopic
+	Store      Store         // the event log
+	Out        bus.Publisher // kernel.enriched and the dead-letter topic; nil to skip
+	SpansTopic string        // topic carrying OTLP protobuf spans ("" if none)
+	Correlate  correlate.Options
+	FlushEvery time.Duration // how often joined events are written (default 200ms)
+	MaxBatch   int           // write early when this many events are waiting (default 50k)
+	Idle       time.Duration // with no input for this long, flush the correlator (default 1s)
+}
+
+// Engine correlates and stores. Run it once.
+type Engine struct {
+	opts    Options
+	log     *slog.Logger
+	corr    *correlate.Correlator
+	spans   chan []span.Span
+	pend    *pending
+	out     []event.Event
+	stats   stats
+	lastIn  time.Time
+	flushed bool
+}
+
+type stats struct {
+	messages, events, spans, written, deadLettered, commits, insertRetries, enrichedDropped atomic.Uint64
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	Messages, Events, Spans, Written, DeadLettered, Commits, InsertRetries, EnrichedDropped uint64
+	Correlator                                                                              correlate.Stats
+}
+
+// New validates options and returns an engine.
+func New(opts Options) (*Engine, error) {
+	if opts.Source == nil || opts.Store == nil {
+		return nil, errors.New("engine needs a source and a store")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.FlushEvery <= 0 {
+		opts.FlushEvery = 200 * time.Millisecond
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 50_000
+	}
+	if opts.Idle <= 0 {
+		opts.Idle = time.Second
+	}
+	opts.Correlate.Logger = opts.Logger
+	return &Engine{
+		opts:  opts,
+		log:   opts.Logger.With("component", "engine"),
+		corr:  correlate.New(opts.Correlate),
+		spans: make(chan []span.Span, 64),
+		pend:  newPending(),
+	}, nil
+}
+
+// AddSpans hands spans received directly (OTLP gRPC/HTTP) to the engine; safe for
+// concurrent use. It blocks when the engine is behind, which back-pressures OTLP senders.
+func (e *Engine) AddSpans(ctx context.Context, spans []span.Span) error {
+	select {
+	case e.spans <- spans:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats returns a snapshot of the counters. Correlator stats are read from Run's goroutine,
+// so they are only exact after Run returns.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Messages: e.stats.messages.Load(), Events: e.stats.events.Load(), Spans: e.stats.spans.Load(),
+		Written: e.stats.written.Load(), DeadLettered: e.stats.deadLettered.Load(), Commits: e.stats.commits.Load(),
+		InsertRetries: e.stats.insertRetries.Load(), EnrichedDropped: e.stats.enrichedDropped.Load(),
+		Correlator: e.corr.Stats(),
+	}
+}
+
+// Run consumes until ctx ends or the source closes, then writes out what it holds.
+func (e *Engine) Run(ctx context.Context) error {
+	msgs := make(chan bus.Message, 1024)
+	fetchErr := make(chan error, 1)
+	fetchCtx, cancelFetch := context.WithCancel(ctx)
+	defer cancelFetch()
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := e.opts.Source.Fetch(fetchCtx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-fetchCtx.Done():
+				fetchErr <- fetchCtx.Err()
+				return
+			}
+		}
+	}()
+
+	tick := time.NewTicker(e.opts.FlushEvery)
+	defer tick.Stop()
+	e.lastIn = time.Now()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				err := <-fetchErr
+				// Drain: write everything still buffered, with a fresh context if ours ended.
+				e.corr.Flush(e.emit)
+				if werr := e.write(context.WithoutCancel(ctx), true); werr != nil {
+					return werr
+				}
+				if errors.Is(err, bus.ErrClosed) || errors.Is(err, context.Canceled) {
+					return nil
+				}
+				return fmt.Errorf("consuming: %w", err)
+			}
+			e.handle(m)
+		case s := <-e.spans:
+			e.stats.spans.Add(uint64(len(s)))
+			e.corr.AddSpans(s)
+			e.lastIn = time.Now()
+		case <-tick.C:
+			if time.Since(e.lastIn) > e.opts.Idle && !e.flushed {
+				e.corr.Flush(e.emit)
+				e.flushed = true
+			}
+			if err := e.write(ctx, e.flushed); err != nil {
+				return err
+			}
+		}
+		if len(e.out) >= e.opts.MaxBatch {
+			if err := e.write(ctx, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (e *Engine) handle(m bus.Message) {
+	e.stats.messages.Add(1)
+	e.lastIn = time.Now()
+	e.flushed = false
+	if e.opts.SpansTopic != "" && m.Topic == e.opts.SpansTopic {
+		spans, err := otlp.DecodeKafka(m.Value)
+		if err != nil {
+			e.deadLetter(m, err)
+			e.pend.add(m, minInt64)
+			return
+		}
+		var until int64 = minInt64
+		for i := range spans {
+			until = max(until, spans[i].EndNs+int64(e.opts.Correlate.Lateness))
+		}
+		e.stats.spans.Add(uint64(len(spans)))
+		e.corr.AddSpans(spans)
+		e.pend.add(m, until)
+		return
+	}
+	evs, err := event.UnmarshalBatch(m.Value)
+	if err != nil {
+		e.deadLetter(m, err)
+		e.pend.add(m, minInt64)
+		return
+	}
+	var until int64 = minInt64
+	for i := range evs {
+		until = max(until, evs[i].TsNs)
+	}
+	e.stats.events.Add(uint64(len(evs)))
+	e.corr.AddEvents(evs, e.emit)
+	e.pend.add(m, until)
+}
+
+const minInt64 = -1 << 63
+
+func (e *Engine) emit(evs []event.Event) { e.out = append(e.out, evs...) }
+
+func (e *Engine) deadLetter(m bus.Message, err error) {
+	e.stats.deadLettered.Add(1)
+	e.log.Warn("dead-lettering malformed message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+	if e.opts.Out != nil {
+		e.opts.Out.Publish(bus.Message{Topic: event.TopicDeadLetter, Key: []byte(m.Topic + ": " + err.Error()), Value: m.Value})
+	}
+}
+
+// write inserts what the correlator emitted (retrying until it is durable or ctx ends),
+// publishes it on kernel.enriched, then commits the input it came from.
+func (e *Engine) write(ctx context.Context, all bool) error {
+	if len(e.out) > 0 {
+		backoff := 50 * time.Millisecond
+		for {
+			err := e.opts.Store.Insert(ctx, e.out)
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return fmt.Errorf("writing event log: %w", err)
+			}
+			e.stats.insertRetries.Add(1)
+			e.log.Warn("event log write failed; retrying", "events", len(e.out), "err", err, "in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return fmt.Errorf("writing event log: %w", err)
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+		e.stats.written.Add(uint64(len(e.out)))
+		e.publishEnriched()
+		clear(e.out)
+		e.out = e.out[:0]
+	}
+	mark := e.corr.Watermark()
+	if all {
+		mark = 1<<63 - 1
+	}
+	if ready := e.pend.ready(mark); len(ready) > 0 {
+		if err := e.opts.Source.Commit(ctx, ready...); err != nil {
+			return fmt.Errorf("committing offsets: %w", err)
+		}
+		e.stats.commits.Add(uint64(len(ready)))
+	}
+	return nil
+}
+
+func (e *Engine) publishEnriched() {
+	if e.opts.Out == nil {
+		return
+	}
+	const batch = 1024
+	for i := 0; i < len(e.out); i += batch {
+		part := e.out[i:min(i+batch, len(e.out))]
+		data, err := event.MarshalBatch(part)
+		if err != nil || !e.opts.Out.Publish(bus.Message{Topic: event.TopicEnriched, Key: part[0].Key(), Value: data}) {
+			e.stats.enrichedDropped.Add(uint64(len(part)))
+		}
+	}
+}

@@ -1,0 +1,317 @@
+package eventlog
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/event"
+)
+
+// Run with: go test -run '^$' -bench Embedded ./pipeline/eventlog/
+// (the 10 M-row lookup table is built only when BenchmarkEmbeddedLookup runs).
+
+func openBench(b *testing.B, db string) *embedded {
+	b.Helper()
+	s, err := OpenEmbedded(context.Background(), requireEngine(b), Options{Database: db})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s.(*embedded)
+}
+
+// benchEvents is a batch shaped like a recorder's: mostly syscalls and scheduler events
+// from a few dozen processes, some with payloads and business keys.
+func benchEvents(n int, seq int) []event.Event {
+	evs := make([]event.Event, n)
+	payload := []byte("POST /settle HTTP/1.1\r\nHost: ledger\r\n\r\n{\"id\":4821}\x00\x01")
+	for i := range evs {
+		k := seq*n + i
+		e := &evs[i]
+		*e = event.Event{
+			ID: uint64(k) * 0x9e3779b97f4a7c15, TsNs: t0 + int64(k)*1000, KtimeNs: uint64(k) * 1000,
+			Node: "node-1", PID: uint32(1000 + i%50), TID: uint32(2000 + i%200), CPU: uint32(i % 2),
+			Comm: "settle-svc", CgroupID: 12345, Type: event.Types()[i%6], DurNs: uint64(i%997) * 1000,
+		}
+		switch e.Type {
+		case event.TypeRead, event.TypeWrite:
+			e.Syscall, e.FD, e.Bytes = "read", 7, int64(len(payload))
+			if i%4 == 0 {
+				e.Payload = payload
+			}
+		case event.TypeTCPSend, event.TypeTCPRecv:
+			e.SAddr, e.DAddr, e.SPort, e.DPort = netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2"), 40000, 5432
+		case event.TypeSchedSwitch:
+			e.NextPID, e.NextComm, e.RunqDelayNs = 1, "kworker/0:1", 5000
+		case event.TypePageFault:
+			e.Addr, e.IP, e.ErrorCode = 0x7fff0000, 0x401000, 6
+		}
+		if i%3 == 0 {
+			e.TraceID, e.SpanID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+			e.Service, e.SpanName, e.Join = "settlement", "POST /settle", "tid"
+			e.Attrs = map[string]string{"settlement.id": strconv.Itoa(k % 5000)}
+		}
+	}
+	return evs
+}
+
+// sqlString quotes s as a ClickHouse string literal: the naive path's escaping.
+func sqlString(sb *strings.Builder, s string) {
+	sb.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\'' || c == '\\':
+			sb.WriteByte('\\')
+			sb.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(sb, "\\x%02x", c)
+		default:
+			sb.WriteByte(c)
+		}
+	}
+	sb.WriteByte('\'')
+}
+
+// insertValues is the naive alternative: one INSERT ... VALUES statement of literals.
+func insertValues(s *embedded, evs []event.Event) error {
+	var sb strings.Builder
+	sb.WriteString(s.b.insert() + " VALUES ")
+	u := func(v uint64) { sb.WriteString(strconv.FormatUint(v, 10)); sb.WriteByte(',') }
+	n := func(v int64) { sb.WriteString(strconv.FormatInt(v, 10)); sb.WriteByte(',') }
+	str := func(v string) { sqlString(&sb, v); sb.WriteByte(',') }
+	ip := func(a netip.Addr) { str(netip.AddrFrom16(addr16(a)).String()) }
+	for i := range evs {
+		e := &evs[i]
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteByte('(')
+		u(e.ID)
+		n(e.TsNs)
+		u(e.KtimeNs)
+		str(e.Node)
+		u(uint64(e.PID))
+		u(uint64(e.TID))
+		u(uint64(e.CPU))
+		str(e.Comm)
+		u(e.CgroupID)
+		u(uint64(e.Type))
+		u(e.DurNs)
+		str(e.Syscall)
+		n(int64(e.FD))
+		n(e.Bytes)
+		n(int64(e.Errno))
+		u(e.Dev)
+		u(e.Ino)
+		ip(e.SAddr)
+		ip(e.DAddr)
+		u(uint64(e.SPort))
+		u(uint64(e.DPort))
+		u(uint64(addrFamilies(e)))
+		u(uint64(boolByte(e.Preempted)))
+		u(uint64(e.NextPID))
+		u(uint64(e.NextTID))
+		str(e.NextComm)
+		u(uint64(e.WakerPID))
+		u(uint64(e.WakerTID))
+		u(e.RunqDelayNs)
+		u(e.Addr)
+		u(e.IP)
+		u(e.ErrorCode)
+		u(uint64(boolByte(e.KernelFault)))
+		str(string(e.Payload))
+		str(e.TraceID)
+		str(e.SpanID)
+		str(e.Service)
+		str(e.SpanName)
+		str(e.Join)
+		sb.WriteByte('{')
+		first := true
+		for k, v := range e.Attrs {
+			if !first {
+				sb.WriteByte(',')
+			}
+			first = false
+			sqlString(&sb, k)
+			sb.WriteByte(':')
+			sqlString(&sb, v)
+		}
+		sb.WriteString("})")
+	}
+	return s.conn.query([]byte(sb.String()), "RowBinary", nil, nil)
+}
+
+// insertFile writes the rows to a RowBinary file and has the engine read it.
+func insertFile(s *embedded, evs []event.Event, path string) error {
+	var buf []byte
+	for i := range evs {
+		buf = appendEvent(buf, &evs[i])
+	}
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(path)
+	structure := make([]string, len(columns))
+	for i, c := range columns {
+		typ, _, _ := strings.Cut(c.typ, " CODEC")
+		structure[i] = c.name + " " + typ
+	}
+	sql := s.b.insert() + " SELECT * FROM file({path:String}, 'RowBinary', {structure:String})"
+	return s.conn.query([]byte(sql), "RowBinary", []param{{"path", path}, {"structure", strings.Join(structure, ", ")}}, nil)
+}
+
+func BenchmarkEmbeddedInsert(b *testing.B) {
+	const batch = 100_000
+	ctx := context.Background()
+	for _, m := range []struct {
+		name   string
+		insert func(s *embedded, evs []event.Event) error
+	}{
+		{"rowbinary", func(s *embedded, evs []event.Event) error { return s.Insert(ctx, evs) }},
+		{"file", func(s *embedded, evs []event.Event) error {
+			return insertFile(s, evs, filepath.Join(os.TempDir(), fmt.Sprintf("eventlog-bench-%d.bin", os.Getpid())))
+		}},
+		{"values-baseline", insertValues},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			s := openBench(b, "bench_insert_"+strings.ReplaceAll(m.name, "-", "_"))
+			batches := [][]event.Event{benchEvents(batch, 0), benchEvents(batch, 1)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := m.insert(s, batches[i%2]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+			b.StopTimer()
+			// Two distinct batches, re-inserted: the log holds each once.
+			n, err := s.Count(ctx, Query{})
+			if err != nil || (n != 2*batch && (b.N >= 2 || n != batch)) {
+				b.Fatalf("Count = %d, %v; want %d", n, err, 2*batch)
+			}
+		})
+	}
+}
+
+const (
+	lookupRows  = 10_000_000
+	lookupNodes = 2
+	lookupPIDs  = 50
+	lookupStep  = 10_000 // ns between events: 10 M rows span 100 s
+)
+
+var lookupOnce sync.Once
+
+// lookupGen fills the lookup table with the engine's own generator. Every column is
+// listed, in table order, so a schema change that forgets it fails here.
+var lookupGen = map[string]string{
+	"id":            "cityHash64(number)",
+	"ts_ns":         fmt.Sprintf("toInt64(%d + number * %d)", t0, lookupStep),
+	"ktime_ns":      fmt.Sprintf("number * %d", lookupStep),
+	"node":          fmt.Sprintf("concat('node-', toString(number %% %d))", lookupNodes),
+	"pid":           fmt.Sprintf("toUInt32(1000 + intDiv(number, %d) %% %d)", lookupNodes, lookupPIDs),
+	"tid":           "toUInt32(2000 + number % 200)",
+	"cpu":           "toUInt32(number % 2)",
+	"comm":          "'settle-svc'",
+	"cgroup_id":     "12345",
+	"type":          "toUInt8(1 + number % 6)",
+	"dur_ns":        "cityHash64(number, 1) % 5000000",
+	"syscall":       "if(number % 6 < 2, 'read', '')",
+	"fd":            "toInt32(7)",
+	"bytes":         "toInt64(number % 4096)",
+	"errno":         "toInt32(0)",
+	"dev":           "0",
+	"ino":           "0",
+	"saddr":         "toIPv6('::ffff:10.0.0.1')",
+	"daddr":         "toIPv6('::ffff:10.0.0.2')",
+	"sport":         "toUInt16(40000)",
+	"dport":         "toUInt16(5432)",
+	"addr_family":   "toUInt8(5)",
+	"preempted":     "number % 7 = 0",
+	"next_pid":      "0",
+	"next_tid":      "0",
+	"next_comm":     "''",
+	"waker_pid":     "0",
+	"waker_tid":     "0",
+	"runq_delay_ns": "number % 10000",
+	"addr":          "0",
+	"ip":            "0",
+	"error_code":    "0",
+	"kernel_fault":  "false",
+	"payload":       "if(number % 24 = 0, concat('GET /ledger/', toString(number), '\\0\\x01'), '')",
+	"trace_id":      "if(number % 3 = 0, hex(cityHash64(intDiv(number, 300))), '')",
+	"span_id":       "if(number % 3 = 0, hex(cityHash64(intDiv(number, 30))), '')",
+	"service":       "if(number % 3 = 0, 'settlement', '')",
+	"span_name":     "if(number % 3 = 0, 'POST /settle', '')",
+	"span_join":     "if(number % 3 = 0, 'tid', '')",
+	"attrs":         "if(number % 3 = 0, map('settlement.id', toString(intDiv(number, 3000))), map())",
+}
+
+func lookupStore(b *testing.B) *embedded {
+	b.Helper()
+	s := openBench(b, "bench_lookup")
+	lookupOnce.Do(func() {
+		ctx := context.Background()
+		if n, err := s.Count(ctx, Query{}); err != nil || n == lookupRows {
+			return
+		}
+		exprs := make([]string, len(columns))
+		for i, c := range columns {
+			e, ok := lookupGen[c.name]
+			if !ok {
+				b.Fatalf("lookupGen lacks column %s", c.name)
+			}
+			exprs[i] = e + " AS " + c.name
+		}
+		start := time.Now()
+		sql := s.b.insert() + " SELECT " + strings.Join(exprs, ", ") + fmt.Sprintf(" FROM numbers(%d)", lookupRows)
+		if err := s.conn.query([]byte(sql), "RowBinary", nil, nil); err != nil {
+			b.Fatalf("generating %d rows: %v", lookupRows, err)
+		}
+		b.Logf("generated %d rows in %v", lookupRows, time.Since(start).Round(time.Millisecond))
+	})
+	return s
+}
+
+func BenchmarkEmbeddedLookup(b *testing.B) {
+	s := lookupStore(b)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	lat := make([]time.Duration, 0, b.N)
+	rows := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		from := t0 + rng.Int64N(99)*1_000_000_000
+		q := Query{
+			Node: fmt.Sprintf("node-%d", rng.IntN(lookupNodes)), PID: uint32(1000 + rng.IntN(lookupPIDs)),
+			From: from, To: from + 1_000_000_000,
+		}
+		start := time.Now()
+		evs, err := s.Events(ctx, q)
+		lat = append(lat, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += len(evs)
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+}

@@ -1,0 +1,319 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprobe/kprobe/pipeline/event"
+)
+
+// TestServerContract runs the contract against a real server when one is configured:
+// KPROBE_CLICKHOUSE_ADDR=host:9000 (or a clickhouse:// DSN).
+func TestServerContract(t *testing.T) {
+	addr := os.Getenv("KPROBE_CLICKHOUSE_ADDR")
+	if addr == "" {
+		t.Skip("KPROBE_CLICKHOUSE_ADDR not set: no ClickHouse server to test against (the fakes below cover the driver code)")
+	}
+	runContract(t, func(t *testing.T, opts Options) Store {
+		t.Helper()
+		if opts.Database == "" {
+			opts.Database = fmt.Sprintf("kprobe_test_%d_%s", os.Getpid(), testDatabase())
+		}
+		s, err := OpenServer(context.Background(), addr, opts)
+		if err != nil {
+			t.Fatalf("OpenServer: %v", err)
+		}
+		t.Cleanup(func() {
+			s.(*server).conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+opts.Database)
+			s.Close()
+		})
+		return s
+	})
+}
+
+// fakeConn is a driver.Conn that records statements and keeps appended rows, serving
+// them back to any SELECT: enough to run the driver-facing code without a server.
+type fakeConn struct {
+	driver.Conn // unimplemented methods panic
+
+	execs      []string
+	queries    []string
+	args       [][]any
+	engineFull string
+	rows       [][]any
+	sent       int
+	failSend   error
+	closed     bool
+}
+
+func (c *fakeConn) Exec(_ context.Context, sql string, _ ...any) error {
+	c.execs = append(c.execs, sql)
+	return nil
+}
+
+func (c *fakeConn) QueryRow(_ context.Context, sql string, args ...any) driver.Row {
+	c.queries, c.args = append(c.queries, sql), append(c.args, args)
+	switch {
+	case strings.Contains(sql, "engine_full"):
+		return &fakeRow{vals: []any{c.engineFull}}
+	case strings.HasPrefix(sql, "SELECT count()"):
+		return &fakeRow{vals: []any{uint64(len(c.rows))}}
+	}
+	return &fakeRow{err: fmt.Errorf("fake: unexpected QueryRow %q", sql)}
+}
+
+func (c *fakeConn) Query(_ context.Context, sql string, args ...any) (driver.Rows, error) {
+	c.queries, c.args = append(c.queries, sql), append(c.args, args)
+	return &fakeRows{rows: c.rows, i: -1}, nil
+}
+
+func (c *fakeConn) PrepareBatch(_ context.Context, sql string, _ ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if !strings.HasPrefix(sql, "INSERT INTO ") {
+		return nil, fmt.Errorf("fake: not an insert: %q", sql)
+	}
+	c.queries = append(c.queries, sql)
+	return &fakeBatch{conn: c}, nil
+}
+
+func (c *fakeConn) Close() error {
+	c.closed = true
+	return nil
+}
+
+type fakeBatch struct {
+	driver.Batch
+	conn *fakeConn
+	rows [][]any
+	sent bool
+}
+
+func (b *fakeBatch) Append(v ...any) error {
+	if len(v) != len(columns) {
+		return fmt.Errorf("fake: %d values for %d columns", len(v), len(columns))
+	}
+	b.rows = append(b.rows, v)
+	return nil
+}
+
+func (b *fakeBatch) Send() error {
+	if b.conn.failSend != nil {
+		return b.conn.failSend
+	}
+	b.sent = true
+	b.conn.rows = append(b.conn.rows, b.rows...)
+	b.conn.sent++
+	return nil
+}
+
+func (b *fakeBatch) IsSent() bool { return b.sent }
+func (b *fakeBatch) Close() error { return nil }
+
+// assign stores vals into the Scan destinations as the driver would, refusing a type
+// mismatch (which the real driver refuses too).
+func assign(dest, vals []any) error {
+	if len(dest) != len(vals) {
+		return fmt.Errorf("fake: scan into %d destinations, have %d columns", len(dest), len(vals))
+	}
+	for i, d := range dest {
+		dv, v := reflect.ValueOf(d), reflect.ValueOf(vals[i])
+		if dv.Kind() != reflect.Pointer || dv.Elem().Type() != v.Type() {
+			return fmt.Errorf("fake: column %d (%s): cannot scan %T into %T", i, columns[i].name, vals[i], d)
+		}
+		dv.Elem().Set(v)
+	}
+	return nil
+}
+
+type fakeRow struct {
+	driver.Row
+	vals []any
+	err  error
+}
+
+func (r *fakeRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	return assign(dest, r.vals)
+}
+
+type fakeRows struct {
+	driver.Rows
+	rows [][]any
+	i    int
+}
+
+func (r *fakeRows) Next() bool             { r.i++; return r.i < len(r.rows) }
+func (r *fakeRows) Scan(dest ...any) error { return assign(dest, r.rows[r.i]) }
+func (r *fakeRows) Err() error             { return nil }
+func (r *fakeRows) Close() error           { return nil }
+
+func TestServerSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		days       int
+		engineFull string // what the server reports after CREATE
+		wantAlter  string // "" for no ALTER
+	}{
+		{"new, keep forever", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1", ""},
+		{"new with retention", 7, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a", ""},
+		{"retention changed", 3, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(30) SETTINGS a",
+			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 3 DAY SETTINGS materialize_ttl_after_modify = 0"},
+		{"retention added", 1, "ReplacingMergeTree ORDER BY y SETTINGS a",
+			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 1 DAY SETTINGS materialize_ttl_after_modify = 0"},
+		{"retention removed", 0, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a",
+			"ALTER TABLE kp.kernel_events REMOVE TTL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &fakeConn{engineFull: tc.engineFull}
+			if _, err := newServer(context.Background(), c, Options{Database: "kp", RetentionDays: tc.days}); err != nil {
+				t.Fatal(err)
+			}
+			b := newBuilder("kp")
+			want := []string{"CREATE DATABASE IF NOT EXISTS kp", b.createTable(tc.days)}
+			if tc.wantAlter != "" {
+				want = append(want, tc.wantAlter)
+			}
+			if diff := cmp.Diff(want, c.execs); diff != "" {
+				t.Errorf("statements (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func newFakeServer(t *testing.T) (*server, *fakeConn) {
+	t.Helper()
+	c := &fakeConn{}
+	s, err := newServer(context.Background(), c, Options{Database: "kp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.queries, c.args = nil, nil
+	return s, c
+}
+
+func TestServerRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s, c := newFakeServer(t)
+	want := fullEvents()
+	if err := s.Insert(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if c.sent != 1 || len(c.rows) != len(want) {
+		t.Fatalf("sent %d batches with %d rows, want 1 with %d", c.sent, len(c.rows), len(want))
+	}
+	if diff := cmp.Diff([]string{"INSERT INTO kp.kernel_events (" + columnList + ")"}, c.queries); diff != "" {
+		t.Errorf("insert statement (-want +got):\n%s", diff)
+	}
+	// The appended values are what the columns take: spot-check the converted ones.
+	row := c.rows[0]
+	for i, want := range map[int]any{0: uint64(1), 9: uint8(event.TypeRead), 33: string(want[0].Payload)} {
+		if !reflect.DeepEqual(row[i], want) {
+			t.Errorf("column %s: appended %#v, want %#v", columns[i].name, row[i], want)
+		}
+	}
+	if got := c.rows[2][21]; got != uint8(familyV4|familyV4<<2) {
+		t.Errorf("addr_family of an IPv4 pair = %v", got)
+	}
+	if got := c.rows[1][39]; !reflect.DeepEqual(got, map[string]string{}) {
+		t.Errorf("nil attrs appended as %#v, want an empty map", got)
+	}
+
+	got, err := s.Events(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpEvents); diff != "" {
+		t.Errorf("round trip through the driver values (-want +got):\n%s", diff)
+	}
+	if got[1].Payload != nil || got[1].Attrs != nil {
+		t.Errorf("absent payload/attrs came back as %#v / %#v", got[1].Payload, got[1].Attrs)
+	}
+	n, err := s.Count(ctx, Query{})
+	if err != nil || n != uint64(len(want)) {
+		t.Errorf("Count = %d, %v", n, err)
+	}
+}
+
+func TestServerQueryArgs(t *testing.T) {
+	ctx := context.Background()
+	s, c := newFakeServer(t)
+	hostileNode := `x'; DROP TABLE t --` + "\x00\t\\"
+	calls := []struct {
+		name string
+		run  func() error
+		want stmt
+	}{
+		{"Events", func() error {
+			_, err := s.Events(ctx, Query{Node: hostileNode, PID: 7, TraceID: "tr", AttrKey: "settlement.id", AttrValue: "4821", Limit: 5})
+			return err
+		}, newBuilder("kp").events(Query{Node: hostileNode, PID: 7, TraceID: "tr", AttrKey: "settlement.id", AttrValue: "4821", Limit: 5})},
+		{"SyscallLog", func() error { _, err := s.SyscallLog(ctx, "n", 9, 1, 2); return err },
+			newBuilder("kp").events(syscallQuery("n", 9, 1, 2))},
+		{"Slowest", func() error { _, err := s.Slowest(ctx, 1, 2, 3); return err }, newBuilder("kp").slowest(1, 2, 3)},
+		{"Count", func() error { _, err := s.Count(ctx, Query{SpanID: "sp"}); return err }, newBuilder("kp").count(Query{SpanID: "sp"})},
+	}
+	for _, call := range calls {
+		t.Run(call.name, func(t *testing.T) {
+			c.queries, c.args = nil, nil
+			if err := call.run(); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{call.want.sql}, c.queries); diff != "" {
+				t.Errorf("SQL (-want +got):\n%s", diff)
+			}
+			// Values go to the driver raw, as named parameters; it escapes them itself.
+			var got []param
+			for _, a := range c.args[0] {
+				nv, ok := a.(driver.NamedValue)
+				if !ok {
+					t.Fatalf("arg %#v is not a driver.NamedValue", a)
+				}
+				got = append(got, param{nv.Name, nv.Value.(string)})
+			}
+			if diff := cmp.Diff(call.want.params, got, cmp.AllowUnexported(param{})); diff != "" {
+				t.Errorf("params (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if strings.Contains(c.queries[0], "DROP") {
+		t.Errorf("a value reached the SQL text: %s", c.queries[0])
+	}
+}
+
+func TestServerInsertErrors(t *testing.T) {
+	s, c := newFakeServer(t)
+	c.failSend = errors.New("connection reset")
+	err := s.Insert(context.Background(), fullEvents())
+	if err == nil || !strings.Contains(err.Error(), "connection reset") {
+		t.Errorf("Insert with a failing Send: err = %v", err)
+	}
+	if err := s.Insert(context.Background(), nil); err != nil {
+		t.Errorf("Insert(nil) = %v", err)
+	}
+	if err := s.Close(); err != nil || !c.closed {
+		t.Errorf("Close = %v, closed %v", err, c.closed)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close = %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"localhost:9000": "localhost:9000",
+		"clickhouse://user:secret@db:9000/x?dial_timeout=1s": "clickhouse://***@db:9000/x?dial_timeout=1s",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

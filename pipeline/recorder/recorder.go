@@ -1,0 +1,173 @@
+package recorder
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+
+	"github.com/kprobe/kprobe/bpf"
+	"github.com/kprobe/kprobe/pipeline/event"
+)
+
+// Sink receives converted batches. It must not keep the slice after returning.
+type Sink interface {
+	Write(ctx context.Context, events []event.Event) error
+}
+
+// Options configure a Recorder.
+type Options struct {
+	Logger *slog.Logger
+	Node   string // defaults to the host name
+	BPF    bpf.Options
+}
+
+// Recorder records kernel events and converts them for the pipeline.
+type Recorder struct {
+	log        *slog.Logger
+	node       string
+	probes     *bpf.Recorder
+	counts     [8]atomic.Uint64
+	sinkErrors atomic.Uint64
+}
+
+// Open loads and attaches the probes.
+func Open(ctx context.Context, opts Options) (*Recorder, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		opts.Node = h
+	}
+	opts.BPF.Logger = opts.Logger
+	p, err := bpf.Open(ctx, opts.BPF)
+	if err != nil {
+		return nil, err
+	}
+	return &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p}, nil
+}
+
+// Node is the node name stamped on every event.
+func (r *Recorder) Node() string { return r.node }
+
+// AddPID adds a process to the in-kernel filter.
+func (r *Recorder) AddPID(pid uint32) error { return r.probes.AddPID(pid) }
+
+// Run records until ctx ends, handing each converted batch to sink. A sink error is
+// counted and logged once per kind, never fatal: recording goes on.
+func (r *Recorder) Run(ctx context.Context, sink Sink) error {
+	errc := make(chan error, 1)
+	go func() { errc <- r.probes.Run(ctx) }()
+	clock := r.probes.Clock()
+	var buf []event.Event
+	for batch := range r.probes.Batches() {
+		buf = buf[:0]
+		for i := range batch {
+			buf = append(buf, event.Event{})
+			Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
+			r.counts[buf[len(buf)-1].Type&7].Add(1)
+		}
+		if err := sink.Write(ctx, buf); err != nil {
+			if r.sinkErrors.Add(1) == 1 {
+				r.log.Error("writing events", "err", err)
+			}
+		}
+	}
+	return <-errc
+}
+
+// Close detaches the probes.
+func (r *Recorder) Close() error { return r.probes.Close() }
+
+// Summary is what a recording saw and lost.
+type Summary struct {
+	Events       map[event.Type]uint64
+	KernelLost   uint64
+	QueueDropped uint64
+	SinkErrors   uint64
+	Attachments  []bpf.Attachment
+}
+
+// Summary reports counts so far.
+func (r *Recorder) Summary() Summary {
+	st := r.probes.Stats()
+	s := Summary{
+		Events:       map[event.Type]uint64{},
+		KernelLost:   st.KernelLost,
+		QueueDropped: st.QueueDropped,
+		SinkErrors:   r.sinkErrors.Load(),
+		Attachments:  r.probes.Attachments(),
+	}
+	for _, t := range event.Types() {
+		s.Events[t] = r.counts[t].Load()
+	}
+	return s
+}
+
+// Convert maps one probe sample to an event.
+func Convert(node string, clock *bpf.Clock, in *bpf.Event, out *event.Event) {
+	t := typeOf(in.Type)
+	*out = event.Event{
+		ID:       event.NewID(node, in.KtimeNs, in.TID, in.CPU, t),
+		TsNs:     clock.WallNs(in.KtimeNs),
+		KtimeNs:  in.KtimeNs,
+		Node:     node,
+		PID:      in.PID,
+		TID:      in.TID,
+		CPU:      in.CPU,
+		Comm:     in.Comm,
+		CgroupID: in.CgroupID,
+		Type:     t,
+		DurNs:    in.DurNs,
+	}
+	switch t {
+	case event.TypeRead, event.TypeWrite:
+		out.Syscall, out.FD, out.Dev, out.Ino = in.Syscall, in.FD, in.Dev, in.Ino
+		setResult(out, in.Ret, in.Errno)
+		out.Payload = in.Payload
+	case event.TypeTCPSend, event.TypeTCPRecv:
+		out.SAddr, out.DAddr, out.SPort, out.DPort = in.SAddr, in.DAddr, in.SPort, in.DPort
+		setResult(out, in.Ret, in.Errno)
+		out.Payload = in.Payload
+	case event.TypeSchedSwitch:
+		out.Preempted, out.RunqDelayNs = in.Preempted, in.RunqDelayNs
+		out.NextPID, out.NextTID, out.NextComm = in.NextPID, in.NextTID, in.NextComm
+		out.WakerPID, out.WakerTID = in.WakerPID, in.WakerTID
+	case event.TypePageFault:
+		out.Addr, out.IP, out.ErrorCode, out.KernelFault = in.Addr, in.IP, in.ErrorCode, in.KernelFault
+	}
+}
+
+func setResult(out *event.Event, ret int64, errno int32) {
+	switch {
+	case errno != 0:
+		out.Errno = errno
+	case ret < 0:
+		out.Errno = int32(-ret)
+	default:
+		out.Bytes = ret
+	}
+}
+
+func typeOf(t bpf.EventType) event.Type {
+	switch t {
+	case bpf.EventRead:
+		return event.TypeRead
+	case bpf.EventWrite:
+		return event.TypeWrite
+	case bpf.EventTCPSend:
+		return event.TypeTCPSend
+	case bpf.EventTCPRecv:
+		return event.TypeTCPRecv
+	case bpf.EventSchedSwitch:
+		return event.TypeSchedSwitch
+	case bpf.EventPageFault:
+		return event.TypePageFault
+	}
+	return event.TypeUnknown
+}

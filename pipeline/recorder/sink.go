@@ -1,0 +1,105 @@
+package recorder
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/event"
+)
+
+// JSONL writes one JSON object per event.
+type JSONL struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+// NewJSONL returns a sink writing to w; call Flush when done.
+func NewJSONL(w io.Writer) *JSONL { return &JSONL{w: bufio.NewWriterSize(w, 256<<10)} }
+
+// Write implements Sink.
+func (j *JSONL) Write(_ context.Context, events []event.Event) error {
+	for i := range events {
+		j.buf = event.AppendJSON(j.buf[:0], &events[i])
+		j.buf = append(j.buf, '\n')
+		if _, err := j.w.Write(j.buf); err != nil {
+			return fmt.Errorf("writing jsonl: %w", err)
+		}
+	}
+	return nil
+}
+
+// Flush writes out what is buffered.
+func (j *JSONL) Flush() error { return j.w.Flush() }
+
+// Publish encodes events as protobuf batches, one per topic and process, so that a
+// process's events stay ordered under one key, and hands them to a bus publisher.
+type Publish struct {
+	pub     bus.Publisher
+	max     int
+	groups  map[groupKey][]event.Event
+	order   []groupKey
+	sent    atomic.Uint64
+	dropped atomic.Uint64
+}
+
+type groupKey struct {
+	topic string
+	node  string
+	pid   uint32
+}
+
+// NewPublish returns a sink that publishes batches of at most maxBatch events.
+func NewPublish(pub bus.Publisher, maxBatch int) *Publish {
+	if maxBatch <= 0 {
+		maxBatch = 512
+	}
+	return &Publish{pub: pub, max: maxBatch, groups: map[groupKey][]event.Event{}}
+}
+
+// Write implements Sink. Events the publisher cannot take are counted as dropped.
+func (p *Publish) Write(_ context.Context, events []event.Event) error {
+	for i := range events {
+		e := &events[i]
+		k := groupKey{e.Type.Topic(), e.Node, e.PID}
+		g, ok := p.groups[k]
+		if !ok {
+			p.order = append(p.order, k)
+		}
+		p.groups[k] = append(g, *e)
+	}
+	var firstErr error
+	for _, k := range p.order {
+		g := p.groups[k]
+		for len(g) > 0 {
+			n := min(len(g), p.max)
+			if err := p.send(k, g[:n]); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			g = g[n:]
+		}
+		delete(p.groups, k)
+	}
+	p.order = p.order[:0]
+	return firstErr
+}
+
+func (p *Publish) send(k groupKey, evs []event.Event) error {
+	data, err := event.MarshalBatch(evs)
+	if err != nil {
+		p.dropped.Add(uint64(len(evs)))
+		return err
+	}
+	if !p.pub.Publish(bus.Message{Topic: k.topic, Key: evs[0].Key(), Value: data}) {
+		p.dropped.Add(uint64(len(evs)))
+		return nil
+	}
+	p.sent.Add(uint64(len(evs)))
+	return nil
+}
+
+// Stats returns events published and dropped (publisher full or encoding failed).
+func (p *Publish) Stats() (sent, dropped uint64) { return p.sent.Load(), p.dropped.Load() }

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the benchmarks BENCHMARKS.md cites, -count=6 each, and summarises them with
+# benchstat. Baselines run side by side in the same run (sub-benchmarks named baseline*).
+# BENCH=regexp narrows the set; COUNT overrides the repetitions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+count=${COUNT:-6}
+bench=${BENCH:-.}
+out=${BENCH_OUT:-bench.out}
+: > "$out"
+for pkg in ./bpf/ ./pipeline/event/ ./pipeline/correlate/ ./pipeline/eventlog/ ./pipeline/transport/kafka/; do
+  [ -d "$pkg" ] || continue
+  echo "== $pkg" >&2
+  go test -run='^$' -bench="$bench" -benchmem -count="$count" -timeout 60m "$pkg" | tee -a "$out"
+done
+go tool benchstat "$out"
