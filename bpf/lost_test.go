@@ -43,6 +43,12 @@ func TestKernelLost(t *testing.T) {
 	if sum != st.KernelLost {
 		t.Errorf("lost by type sums to %d, total %d", sum, st.KernelLost)
 	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := r.Stats(); after.KernelLost != st.KernelLost {
+		t.Errorf("kernel lost after Close: %d, before %d", after.KernelLost, st.KernelLost)
+	}
 	t.Logf("received %d writes, kernel lost %d (all types %d)", got, lostWrites, st.KernelLost)
 }
 

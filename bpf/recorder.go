@@ -35,7 +35,7 @@ const (
 	defaultRingBytes = 8 << 20
 	defaultQueueLen  = 64
 	maxBatch         = 1024
-	flushInterval    = 100 * time.Millisecond
+	flushInterval    = 100 * time.Millisecond // latency bound when the kernel skips wakeups
 	clockInterval    = 10 * time.Second
 )
 
@@ -48,8 +48,9 @@ const (
 )
 
 // Stats are the recorder's counters. Every event the kernel produced is
-// either in Received, KernelLost (ring buffer full at reserve) or
-// QueueDropped (consumer too slow); DecodeErrors counts malformed samples.
+// either in Received (decoded) or KernelLost (ring buffer full at reserve);
+// QueueDropped counts the received events then dropped because the consumer
+// of Batches was too slow; DecodeErrors counts malformed samples.
 type Stats struct {
 	Received            map[EventType]uint64
 	ReceivedTotal       uint64
@@ -79,6 +80,8 @@ type Recorder struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	finalLost map[EventType]uint64 // kernel counters captured by Close
 
 	received     [numEventTypes]atomic.Uint64
 	queueDropped atomic.Uint64
@@ -273,7 +276,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 		rec ringbuf.Record
 		// Decode into a reused scratch batch and hand out exact-size
 		// copies: at low rates, batches flushed by the deadline are small,
-		// and a fresh 256-event slice each time would be mostly garbage.
+		// and a fresh maxBatch-event slice each time would be mostly garbage.
 		batch  = make([]Event, 0, maxBatch)
 		counts [numEventTypes]uint64
 	)
@@ -312,9 +315,7 @@ func (r *Recorder) Run(ctx context.Context) error {
 				continue
 			}
 			counts[e.Type]++
-			// Hand over what we have once the ring is drained, rather
-			// than holding a partial batch until the next deadline.
-			if len(batch) == maxBatch || r.rd.AvailableBytes() == 0 {
+			if len(batch) == maxBatch {
 				push()
 			}
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -362,23 +363,37 @@ func (r *Recorder) Stats() Stats {
 		s.Received[t] = n
 		s.ReceivedTotal += n
 	}
-	if r.coll == nil {
-		return s
+	r.mu.Lock()
+	lost := r.finalLost
+	if lost == nil {
+		lost = r.kernelLost()
 	}
-	lost := r.coll.Maps["lost"]
+	r.mu.Unlock()
+	for t, n := range lost {
+		s.KernelLostByType[t] = n
+		s.KernelLost += n
+	}
+	return s
+}
+
+// kernelLost sums the per-CPU reserve-failure counters.
+func (r *Recorder) kernelLost() map[EventType]uint64 {
+	out := map[EventType]uint64{}
+	if r.coll == nil {
+		return out
+	}
 	var perCPU []uint64
 	for _, t := range EventTypes() {
-		if err := lost.Lookup(uint32(t), &perCPU); err != nil {
+		if err := r.coll.Maps["lost"].Lookup(uint32(t), &perCPU); err != nil {
 			continue
 		}
 		var n uint64
 		for _, v := range perCPU {
 			n += v
 		}
-		s.KernelLostByType[t] = n
-		s.KernelLost += n
+		out[t] = n
 	}
-	return s
+	return out
 }
 
 // AddPID adds pid to the pid filter at run time (e.g. a command launched
@@ -433,6 +448,10 @@ func (r *Recorder) Close() error {
 			}
 		}
 		if r.coll != nil {
+			lost := r.kernelLost() // keep Stats meaningful after Close
+			r.mu.Lock()
+			r.finalLost = lost
+			r.mu.Unlock()
 			r.coll.Close()
 		}
 		if r.stopClock != nil {

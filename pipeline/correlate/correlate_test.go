@@ -242,7 +242,7 @@ func TestWatermark(t *testing.T) {
 			name: "spans expire once the watermark passes their end plus lateness",
 			steps: []step{
 				{spans: []span.Span{settlement, sp("next", "n", "", 7, 200, 300)}},
-				{events: []event.Event{ev(150, 7)}, },
+				{events: []event.Event{ev(150, 7)}},
 				{events: []event.Event{ev(290, 7)}, want: []joined{{Ts: 150, TID: 7}}}, // watermark 280: settlement expires
 				{events: []event.Event{ev(99, 7)}, want: []joined{{Ts: 99, TID: 7}}},   // too late now
 			},
@@ -251,7 +251,7 @@ func TestWatermark(t *testing.T) {
 		{
 			name: "with no spans at all events wait MaxSpanLag",
 			steps: []step{
-				{events: []event.Event{ev(0, 7), ev(500, 7)}, },
+				{events: []event.Event{ev(0, 7), ev(500, 7)}},
 				{events: []event.Event{ev(1001, 7)}, want: []joined{{Ts: 0, TID: 7}}},
 			},
 			wantStats: Stats{EventsIn: 3, Unmatched: 1, BufferedEvents: 2, WatermarkNs: 1},

@@ -33,7 +33,7 @@ type entry struct {
 // containing the time; maxEnd stops the walk once no earlier span can reach it.
 type spanList struct {
 	host   *hostIndex
-	id     uint64 // pid<<32 | tid
+	id     uint64   // pid<<32 | tid
 	spans  []*entry // by StartNs ascending, then EndNs descending (inner spans later)
 	starts []int64  // spans[i].s.StartNs: searched without touching the entries
 	maxEnd []int64  // maxEnd[i] = max EndNs over spans[:i+1], valid below clean

@@ -20,6 +20,12 @@ type Store interface {
 	Insert(ctx context.Context, events []event.Event) error
 }
 
+// SpanStore is implemented by stores that also keep spans (the event log does), so that
+// investigations can start from a settlement's own span.
+type SpanStore interface {
+	InsertSpans(ctx context.Context, spans []span.Span) error
+}
+
 // Options configure an Engine.
 type Options struct {
 	Logger     *slog.Logger
@@ -41,6 +47,7 @@ type Engine struct {
 	spans   chan []span.Span
 	pend    *pending
 	out     []event.Event
+	spanOut []span.Span
 	stats   stats
 	lastIn  time.Time
 	flushed bool
@@ -150,6 +157,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case s := <-e.spans:
 			e.stats.spans.Add(uint64(len(s)))
 			e.corr.AddSpans(s)
+			e.keepSpans(s)
 			e.lastIn = time.Now()
 		case <-tick.C:
 			if time.Since(e.lastIn) > e.opts.Idle && !e.flushed {
@@ -185,6 +193,7 @@ func (e *Engine) handle(m bus.Message) {
 		}
 		e.stats.spans.Add(uint64(len(spans)))
 		e.corr.AddSpans(spans)
+		e.keepSpans(spans)
 		e.pend.add(m, until)
 		return
 	}
@@ -207,6 +216,35 @@ const minInt64 = -1 << 63
 
 func (e *Engine) emit(evs []event.Event) { e.out = append(e.out, evs...) }
 
+func (e *Engine) keepSpans(s []span.Span) {
+	if _, ok := e.opts.Store.(SpanStore); ok {
+		e.spanOut = append(e.spanOut, s...)
+	}
+}
+
+// retry runs write until it succeeds or ctx ends, backing off; a store that is briefly
+// unreachable delays commits, it never loses data.
+func (e *Engine) retry(ctx context.Context, what string, n int, write func() error) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := write()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("writing %s: %w", what, err)
+		}
+		e.stats.insertRetries.Add(1)
+		e.log.Warn("event log write failed; retrying", "what", what, "rows", n, "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("writing %s: %w", what, err)
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
 func (e *Engine) deadLetter(m bus.Message, err error) {
 	e.stats.deadLettered.Add(1)
 	e.log.Warn("dead-lettering malformed message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
@@ -218,24 +256,16 @@ func (e *Engine) deadLetter(m bus.Message, err error) {
 // write inserts what the correlator emitted (retrying until it is durable or ctx ends),
 // publishes it on kernel.enriched, then commits the input it came from.
 func (e *Engine) write(ctx context.Context, all bool) error {
+	if ss, ok := e.opts.Store.(SpanStore); ok && len(e.spanOut) > 0 {
+		if err := e.retry(ctx, "spans", len(e.spanOut), func() error { return ss.InsertSpans(ctx, e.spanOut) }); err != nil {
+			return err
+		}
+		clear(e.spanOut)
+		e.spanOut = e.spanOut[:0]
+	}
 	if len(e.out) > 0 {
-		backoff := 50 * time.Millisecond
-		for {
-			err := e.opts.Store.Insert(ctx, e.out)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return fmt.Errorf("writing event log: %w", err)
-			}
-			e.stats.insertRetries.Add(1)
-			e.log.Warn("event log write failed; retrying", "events", len(e.out), "err", err, "in", backoff)
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return fmt.Errorf("writing event log: %w", err)
-			}
-			backoff = min(backoff*2, 5*time.Second)
+		if err := e.retry(ctx, "events", len(e.out), func() error { return e.opts.Store.Insert(ctx, e.out) }); err != nil {
+			return err
 		}
 		e.stats.written.Add(uint64(len(e.out)))
 		e.publishEnriched()

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"unsafe"
 
@@ -125,9 +124,7 @@ func connectEngine(lib *chdbLib, dir string) (*chdbConn, error) {
 		// would turn a Go nil-pointer panic into an engine crash report.
 		lib.setSignalHandlers(0)
 	}
-	// Rows sent after "INSERT ... FORMAT RowBinary" are part of the query text, which the
-	// engine cuts at max_query_size (256 KiB by default).
-	args := []string{"kprobe", "--path=" + dir, "--max_query_size=" + strconv.Itoa(maxInsertBytes+1<<20)}
+	args := []string{"kprobe", "--path=" + dir}
 	cargs := make([][]byte, len(args))
 	argv := make([]unsafe.Pointer, len(args)+1)
 	for i, a := range args {
@@ -140,7 +137,14 @@ func connectEngine(lib *chdbLib, dir string) (*chdbConn, error) {
 	if c == nil || *(*unsafe.Pointer)(c) == nil {
 		return nil, errors.New("engine refused to start")
 	}
-	return &chdbConn{lib: lib, conn: c}, nil
+	cc := &chdbConn{lib: lib, conn: c}
+	// Settings given as connect arguments are ignored by chDB 26.5; SET lasts for the
+	// connection, and the process has only this one.
+	if err := cc.query([]byte("SET "+insertSetting+" = 0"), "RowBinary", nil, nil); err != nil {
+		cc.close()
+		return nil, err
+	}
+	return cc, nil
 }
 
 func (c *chdbConn) close() {

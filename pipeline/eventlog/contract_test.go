@@ -43,6 +43,7 @@ func runContract(t *testing.T, open openFunc) {
 	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
 	t.Run("HostileStrings", func(t *testing.T) { testHostile(t, open) })
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
+	t.Run("Settlements", func(t *testing.T) { testSettlements(t, open) })
 }
 
 const t0 = int64(1_700_000_000_000_000_000) // 2023-11-14T22:13:20Z

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // engine is the process's one chDB engine, shared by every Store opened on its directory.
@@ -56,10 +57,11 @@ func releaseEngine() {
 
 // embedded is the Store over chDB.
 type embedded struct {
-	conn   *chdbConn
-	b      builder
-	prefix []byte // INSERT ... FORMAT RowBinary\n
-	opts   Options
+	conn      *chdbConn
+	b         builder
+	spool     string // where insert batches are staged
+	insertSQL string
+	opts      Options
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -89,7 +91,12 @@ func OpenEmbedded(ctx context.Context, dir string, opts Options) (Store, error) 
 		return nil, err
 	}
 	s := &embedded{conn: conn, b: newBuilder(opts.Database), opts: opts}
-	s.prefix = []byte(s.b.insert() + " FORMAT RowBinary\n")
+	s.spool = filepath.Join(abs, "kprobe-spool")
+	if err := os.MkdirAll(s.spool, 0o750); err != nil {
+		releaseEngine()
+		return nil, fmt.Errorf("embedded event log: creating spool directory: %w", err)
+	}
+	s.insertSQL = s.b.insertFromFile()
 	if err := ensureSchema(ctx, s, s.b, opts.RetentionDays); err != nil {
 		releaseEngine()
 		return nil, fmt.Errorf("embedded event log in %s: preparing schema: %w (if the directory is damaged, move it aside)", abs, err)
@@ -126,48 +133,82 @@ func (s *embedded) queryString(ctx context.Context, st stmt) (string, error) {
 	return out, err
 }
 
-// maxInsertBytes bounds one INSERT statement; larger batches go in several.
-const maxInsertBytes = 64 << 20
-
 var insertBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// Insert sends the batch as RowBinary rows after the INSERT text in one statement: no
-// SQL literals to build or parse, no temporary file (see BenchmarkEmbeddedInsert).
+// Insert writes the batch to a RowBinary file and has the engine read it (INSERT ...
+// SELECT FROM file()): no SQL literals to build and parse (see BenchmarkEmbeddedInsert).
+// Rows cannot follow "INSERT ... FORMAT RowBinary" in the query text instead: chDB splits
+// the text into statements first, and binary rows can look like a statement separator.
 func (s *embedded) Insert(ctx context.Context, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
 	bp := insertBufs.Get().(*[]byte)
 	defer insertBufs.Put(bp)
-	buf := append((*bp)[:0], s.prefix...)
-	flush := func() error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if s.closed.Load() {
-			return errClosed
-		}
-		if err := s.conn.query(buf, "RowBinary", nil, nil); err != nil {
-			return fmt.Errorf("inserting events: %w", err)
-		}
-		buf = buf[:len(s.prefix)]
-		return nil
-	}
+	buf := (*bp)[:0]
 	for i := range events {
 		buf = appendEvent(buf, &events[i])
-		if len(buf) >= maxInsertBytes {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if len(buf) > len(s.prefix) {
-		if err := flush(); err != nil {
-			return err
-		}
 	}
 	*bp = buf
+	return s.loadFile(buf, s.insertSQL, "events")
+}
+
+// InsertSpans stages spans in a RowBinary file like Insert does.
+func (s *embedded) InsertSpans(ctx context.Context, spans []span.Span) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed.Load() {
+		return errClosed
+	}
+	var buf []byte
+	for i := range spans {
+		buf = appendSpan(buf, &spans[i])
+	}
+	return s.loadFile(buf, s.b.insertSpansFromFile(), "spans")
+}
+
+// loadFile writes rows to a spool file and runs insertSQL, which reads it.
+func (s *embedded) loadFile(rows []byte, insertSQL, what string) error {
+	f, err := os.CreateTemp(s.spool, "insert-*.rowbinary")
+	if err != nil {
+		return fmt.Errorf("inserting %s: %w", what, err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(rows)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("inserting %s: writing spool file: %w", what, err)
+	}
+	st := stmt{sql: insertSQL, params: []param{{"path", f.Name()}}}
+	if err := s.conn.query([]byte(st.sql), "RowBinary", st.params, nil); err != nil {
+		return fmt.Errorf("inserting %s: %w", what, err)
+	}
 	return nil
+}
+
+// Settlements implements Store.
+func (s *embedded) Settlements(ctx context.Context, q SettlementQuery) ([]Settlement, error) {
+	var out []Settlement
+	err := s.run(ctx, s.b.settlements(q), func(b []byte) (err error) {
+		out, err = decodeSettlements(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("querying settlements: %w", err)
+	}
+	return out, nil
 }
 
 func (s *embedded) events(ctx context.Context, st stmt) ([]event.Event, error) {

@@ -96,6 +96,7 @@ func (s *server) Insert(ctx context.Context, events []event.Event) (err error) {
 	if len(events) == 0 {
 		return nil
 	}
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{insertSetting: 0}))
 	batch, err := s.conn.PrepareBatch(ctx, s.b.insert())
 	if err != nil {
 		return fmt.Errorf("inserting events: %w", err)

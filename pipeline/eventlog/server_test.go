@@ -178,7 +178,7 @@ func TestServerSchema(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := newBuilder("kp")
-			want := []string{"CREATE DATABASE IF NOT EXISTS kp", b.createTable(tc.days)}
+			want := []string{"CREATE DATABASE IF NOT EXISTS kp", b.createTable(tc.days), b.createSpansTable(tc.days)}
 			if tc.wantAlter != "" {
 				want = append(want, tc.wantAlter)
 			}

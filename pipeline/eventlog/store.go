@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // Store is the event log. Writes are idempotent by event ID: inserting an event again
@@ -22,6 +23,10 @@ type Store interface {
 	Slowest(ctx context.Context, from, to int64, n int) ([]event.Event, error)
 	// Count counts the events matching q; q.Limit is ignored.
 	Count(ctx context.Context, q Query) (uint64, error)
+	// InsertSpans keeps spans (idempotent by trace and span ID).
+	InsertSpans(ctx context.Context, spans []span.Span) error
+	// Settlements returns the slowest settlements that spans describe.
+	Settlements(ctx context.Context, q SettlementQuery) ([]Settlement, error)
 	Close() error
 }
 

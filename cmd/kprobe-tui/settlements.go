@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+)
+
+// runSettlements prints the slowest settlements and, under each, what the kernel did
+// while it ran: time per kind of kernel event and the slowest events themselves.
+func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("settlements", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var sf storeFlags
+	sf.register(fs)
+	var top, events int
+	var from, to string
+	fs.IntVar(&top, "top", 5, "how many settlements")
+	fs.IntVar(&events, "events", 3, "slowest kernel events shown per settlement")
+	fs.StringVar(&from, "from", "", "only settlements starting at or after (RFC 3339 or ns)")
+	fs.StringVar(&to, "to", "", "only settlements starting before (RFC 3339 or ns)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if top <= 0 {
+		return fmt.Errorf("--top %d: want at least 1", top)
+	}
+	q := eventlog.SettlementQuery{Limit: top}
+	var err error
+	if q.From, err = parseTime("from", from); err != nil {
+		return err
+	}
+	if q.To, err = parseTime("to", to); err != nil {
+		return err
+	}
+	store, err := sf.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	sts, err := store.Settlements(ctx, q)
+	if err != nil {
+		return err
+	}
+	if len(sts) == 0 {
+		fmt.Fprintln(stdout, "no settlements in the event log (were spans sent to the OTLP receiver?)")
+		return nil
+	}
+	for i, s := range sts {
+		evs, err := store.Events(ctx, eventlog.Query{AttrKey: "settlement.id", AttrValue: s.ID})
+		if err != nil {
+			return err
+		}
+		writeSettlement(stdout, i+1, s, evs, events)
+	}
+	return nil
+}
+
+func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.Event, top int) {
+	dur := time.Duration(s.EndNs - s.StartNs)
+	fmt.Fprintf(w, "#%d settlement %s  %v  (%s pid %d on %s, trace %s, %d spans)\n",
+		rank, s.ID, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans)
+	if len(evs) == 0 {
+		fmt.Fprintln(w, "    no kernel events joined (was the process recorded?)")
+		return
+	}
+	type agg struct {
+		n   int
+		dur uint64
+	}
+	byType := map[event.Type]*agg{}
+	for i := range evs {
+		a := byType[evs[i].Type]
+		if a == nil {
+			a = &agg{}
+			byType[evs[i].Type] = a
+		}
+		a.n++
+		a.dur += evs[i].DurNs
+	}
+	var parts []string
+	for _, t := range event.Types() {
+		if a := byType[t]; a != nil {
+			parts = append(parts, fmt.Sprintf("%s %d (%v)", t, a.n, time.Duration(a.dur).Round(time.Microsecond)))
+		}
+	}
+	fmt.Fprintf(w, "    kernel: %s\n", strings.Join(parts, ", "))
+	sorted := append([]event.Event(nil), evs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].DurNs > sorted[j].DurNs })
+	for _, e := range sorted[:min(top, len(sorted))] {
+		fmt.Fprintf(w, "    %-12s %10v  %s  [%s]\n", e.Type, time.Duration(e.DurNs).Round(time.Microsecond), describe(&e), e.SpanName)
+	}
+}
+
+// describe says in a few words what one kernel event was.
+func describe(e *event.Event) string {
+	switch e.Type {
+	case event.TypeRead, event.TypeWrite:
+		if e.Errno != 0 {
+			return fmt.Sprintf("%s(fd %d) failed errno %d", e.Syscall, e.FD, e.Errno)
+		}
+		return fmt.Sprintf("%s(fd %d) %d bytes, inode %d", e.Syscall, e.FD, e.Bytes, e.Ino)
+	case event.TypeTCPSend, event.TypeTCPRecv:
+		return fmt.Sprintf("%d bytes %s:%d -> %s:%d", e.Bytes, e.SAddr, e.SPort, e.DAddr, e.DPort)
+	case event.TypeSchedSwitch:
+		if e.Preempted {
+			return fmt.Sprintf("preempted by %s (pid %d), run-queue delay %v", e.NextComm, e.NextPID, time.Duration(e.RunqDelayNs))
+		}
+		return fmt.Sprintf("blocked off-CPU, woken by pid %d, run-queue delay %v", e.WakerPID, time.Duration(e.RunqDelayNs))
+	case event.TypePageFault:
+		kind := "user"
+		if e.KernelFault {
+			kind = "kernel"
+		}
+		return fmt.Sprintf("%s fault at %#x", kind, e.Addr)
+	}
+	return ""
+}
