@@ -166,7 +166,6 @@ func TestRecordPIDDuration(t *testing.T) {
 	}
 }
 
-
 func TestRecordFlagErrors(t *testing.T) {
 	tests := []struct {
 		args []string

@@ -28,7 +28,7 @@ type recordConfig struct {
 	format       string
 	node         string
 	logLevel     string
-	kafka        string // brokers; publish instead of writing jsonl
+	kafka        string   // brokers; publish instead of writing jsonl
 	command      []string // run and record this command (after --)
 }
 
