@@ -23,6 +23,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var brokers, group, spansTopic, clickhouse, data, grpcAddr, httpAddr, logLevel string
 	var lateness time.Duration
+	var prefix string
 	var retention int
 	fs.StringVar(&brokers, "kafka", env("KAFKA_BROKERS", ""), "Kafka brokers host:port,... (required)")
 	fs.StringVar(&group, "group", env("ENGINE_GROUP", "kprobe-engine"), "Kafka consumer group")
@@ -31,6 +32,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&data, "data", env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
 	fs.StringVar(&grpcAddr, "otlp-grpc", env("OTLP_GRPC", "127.0.0.1:4317"), "OTLP/gRPC listen address for spans ('' to disable)")
 	fs.StringVar(&httpAddr, "otlp-http", env("OTLP_HTTP", "127.0.0.1:4318"), "OTLP/HTTP listen address for spans ('' to disable)")
+	fs.StringVar(&prefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of every Kafka topic name (as given to record)")
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
@@ -63,12 +65,13 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer store.Close()
 
-	topics := append([]string{}, event.KernelTopics...)
+	topics := prefixed(prefix, event.KernelTopics...)
 	if spansTopic != "" {
+		spansTopic = prefix + spansTopic
 		topics = append(topics, spansTopic)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafka.EnsureTopics(tctx, bl, append(topics, event.TopicEnriched, event.TopicDeadLetter), 4)
+	err = kafka.EnsureTopics(tctx, bl, append(topics, prefixed(prefix, event.TopicEnriched, event.TopicDeadLetter)...), 4)
 	cancel()
 	if err != nil {
 		return err
@@ -83,7 +86,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: store, Out: prod,
-		SpansTopic: spansTopic, Correlate: correlate.Options{Lateness: lateness}})
+		SpansTopic: spansTopic, TopicPrefix: prefix, Correlate: correlate.Options{Lateness: lateness}})
 	if err != nil {
 		return err
 	}

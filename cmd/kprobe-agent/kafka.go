@@ -49,3 +49,11 @@ func startProducer(ctx context.Context, log *slog.Logger, brokers []string, topi
 	}
 	return p, stop, nil
 }
+
+func prefixed(prefix string, topics ...string) []string {
+	out := make([]string, len(topics))
+	for i, t := range topics {
+		out[i] = prefix + t
+	}
+	return out
+}

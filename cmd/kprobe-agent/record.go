@@ -28,7 +28,8 @@ type recordConfig struct {
 	format       string
 	node         string
 	logLevel     string
-	kafka        string   // brokers; publish instead of writing jsonl
+	kafka        string // brokers; publish instead of writing jsonl
+	topicPrefix  string
 	command      []string // run and record this command (after --)
 }
 
@@ -45,6 +46,7 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	fs.StringVar(&c.format, "format", "jsonl", "output format: jsonl")
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
 	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
+	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -219,12 +221,12 @@ func printSummary(w io.Writer, s recorder.Summary) {
 }
 
 func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *recorder.Recorder, child *launched, cancel context.CancelFunc, stderr io.Writer) error {
-	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), event.KernelTopics)
+	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), prefixed(cfg.topicPrefix, event.KernelTopics...))
 	if err != nil {
 		return err
 	}
 	childErr := runChild(child, cancel)
-	pub := recorder.NewPublish(prod, 1024)
+	pub := recorder.NewPublish(prod, 1024, cfg.topicPrefix)
 	runErr := rec.Run(ctx, pub)
 	printSummary(stderr, rec.Summary())
 	sent, dropped := pub.Stats()

@@ -44,6 +44,11 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if data == "" {
 		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
 	}
+	var kafkaFlag bool
+	fs.Visit(func(f *flag.Flag) { kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" })
+	if kafkaFlag {
+		return fmt.Errorf("standalone runs on the in-process bus: for Kafka run 'kprobe-agent record --kafka' and 'kprobe-agent engine'")
+	}
 	log, err := newLogger(stderr, cfg.logLevel)
 	if err != nil {
 		return err
@@ -96,7 +101,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer rec.Close()
 	childErr := runChild(child, cancel)
-	pub := recorder.NewPublish(mem, 1024)
+	pub := recorder.NewPublish(mem, 1024, "")
 	runErr := rec.Run(ctx, pub)
 	// A recorded command's exporter flushes its last spans as it exits; give them time
 	// to arrive before the bus closes.

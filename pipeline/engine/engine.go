@@ -33,6 +33,9 @@ type Options struct {
 	Store      Store         // the event log
 	Out        bus.Publisher // kernel.enriched and the dead-letter topic; nil to skip
 	SpansTopic string        // topic carrying OTLP protobuf spans ("" if none)
+	// TopicPrefix is put before kernel.enriched and kernel.deadletter (as the recorders
+	// put it before the kernel topics).
+	TopicPrefix string
 	Correlate  correlate.Options
 	FlushEvery time.Duration // how often joined events are written (default 200ms)
 	MaxBatch   int           // write early when this many events are waiting (default 50k)
@@ -249,7 +252,7 @@ func (e *Engine) deadLetter(m bus.Message, err error) {
 	e.stats.deadLettered.Add(1)
 	e.log.Warn("dead-lettering malformed message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
 	if e.opts.Out != nil {
-		e.opts.Out.Publish(bus.Message{Topic: event.TopicDeadLetter, Key: []byte(m.Topic + ": " + err.Error()), Value: m.Value})
+		e.opts.Out.Publish(bus.Message{Topic: e.opts.TopicPrefix + event.TopicDeadLetter, Key: []byte(m.Topic + ": " + err.Error()), Value: m.Value})
 	}
 }
 
@@ -293,7 +296,7 @@ func (e *Engine) publishEnriched() {
 	for i := 0; i < len(e.out); i += batch {
 		part := e.out[i:min(i+batch, len(e.out))]
 		data, err := event.MarshalBatch(part)
-		if err != nil || !e.opts.Out.Publish(bus.Message{Topic: event.TopicEnriched, Key: part[0].Key(), Value: data}) {
+		if err != nil || !e.opts.Out.Publish(bus.Message{Topic: e.opts.TopicPrefix + event.TopicEnriched, Key: part[0].Key(), Value: data}) {
 			e.stats.enrichedDropped.Add(uint64(len(part)))
 		}
 	}

@@ -39,6 +39,7 @@ func (j *JSONL) Flush() error { return j.w.Flush() }
 // process's events stay ordered under one key, and hands them to a bus publisher.
 type Publish struct {
 	pub     bus.Publisher
+	prefix  string
 	max     int
 	groups  map[groupKey][]event.Event
 	order   []groupKey
@@ -52,12 +53,13 @@ type groupKey struct {
 	pid   uint32
 }
 
-// NewPublish returns a sink that publishes batches of at most maxBatch events.
-func NewPublish(pub bus.Publisher, maxBatch int) *Publish {
+// NewPublish returns a sink that publishes batches of at most maxBatch events to the
+// kernel topics, their names prefixed by topicPrefix (to keep tenants or tests apart).
+func NewPublish(pub bus.Publisher, maxBatch int, topicPrefix string) *Publish {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	return &Publish{pub: pub, max: maxBatch, groups: map[groupKey][]event.Event{}}
+	return &Publish{pub: pub, max: maxBatch, prefix: topicPrefix, groups: map[groupKey][]event.Event{}}
 }
 
 // Write implements Sink. Events the publisher cannot take are counted as dropped.
@@ -93,7 +95,7 @@ func (p *Publish) send(k groupKey, evs []event.Event) error {
 		p.dropped.Add(uint64(len(evs)))
 		return err
 	}
-	if !p.pub.Publish(bus.Message{Topic: k.topic, Key: evs[0].Key(), Value: data}) {
+	if !p.pub.Publish(bus.Message{Topic: p.prefix + k.topic, Key: evs[0].Key(), Value: data}) {
 		p.dropped.Add(uint64(len(evs)))
 		return nil
 	}
