@@ -50,28 +50,55 @@ var tcpHooks = []tcpHook{
 	{hook: "tcp_recvmsg", fentry: []string{"fentry_tcp_recvmsg", "fexit_tcp_recvmsg"}, tracepoint: "sock_recv_length", tpProg: "tp_sock_recv"},
 }
 
-// prober answers whether fentry/fexit programs on a kernel function load here.
+// prober answers whether the preferred attach methods work here: fentry/fexit
+// programs on a kernel function, and BTF raw tracepoints (tp_btf) on the
+// sys_enter/sys_exit tracepoints.
 type prober interface {
 	Fentry(fn string) error
+	RawSyscalls() error
 }
 
 type kernelProber struct{}
 
 func (kernelProber) Fentry(fn string) error { return probeFentry(fn) }
+func (kernelProber) RawSyscalls() error     { return probeRawSyscalls() }
 
-// planHooks decides, per hook, which programs to load. TCP prefers
-// fentry/fexit (it measures the call) and falls back to the sock tracepoints.
+// Programs of the preferred read/write implementation: one BTF raw
+// tracepoint pair on sys_enter/sys_exit for the whole family.
+const (
+	rawEnterProg   = "sys_enter_rw"
+	rawExitProg    = "sys_exit_rw"
+	rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
+)
+
+// planHooks decides, per hook, which programs to load. The read/write
+// family prefers one BTF raw tracepoint pair (no perf trace buffer, one
+// program for all six syscalls) and falls back to the syscalls:*
+// tracepoints; TCP prefers fentry/fexit (it measures the call) and falls
+// back to the sock tracepoints.
 func planHooks(p prober) []hookPlan {
 	var plans []hookPlan
-	for _, sc := range rwSyscalls {
-		plans = append(plans, hookPlan{
-			hook:   sc,
-			method: "tracepoint/syscalls/sys_enter_" + sc + "+sys_exit_" + sc,
-			links: []progLink{
-				{prog: "enter_" + sc, group: "syscalls", name: "sys_enter_" + sc},
-				{prog: "exit_" + sc, group: "syscalls", name: "sys_exit_" + sc},
-			},
-		})
+	if err := p.RawSyscalls(); err == nil {
+		for i, sc := range rwSyscalls {
+			plan := hookPlan{hook: sc, method: rawSyscallsVia}
+			if i == 0 { // one program pair serves every syscall of the family
+				plan.links = []progLink{{prog: rawEnterProg}, {prog: rawExitProg}}
+			}
+			plans = append(plans, plan)
+		}
+	} else {
+		for _, sc := range rwSyscalls {
+			plans = append(plans, hookPlan{
+				hook:     sc,
+				method:   "tracepoint/syscalls/sys_enter_" + sc + "+sys_exit_" + sc,
+				fallback: true,
+				reason:   err.Error(),
+				links: []progLink{
+					{prog: "enter_" + sc, group: "syscalls", name: "sys_enter_" + sc},
+					{prog: "exit_" + sc, group: "syscalls", name: "sys_exit_" + sc},
+				},
+			})
+		}
 	}
 	for _, h := range tcpHooks {
 		err := p.Fentry(h.hook)

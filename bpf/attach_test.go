@@ -9,9 +9,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-type fakeProber struct{ err error }
+// fakeProber answers the attach-method probes: err for fentry, rawErr for
+// the tp_btf sys_enter/sys_exit pair.
+type fakeProber struct{ err, rawErr error }
 
 func (p fakeProber) Fentry(string) error { return p.err }
+func (p fakeProber) RawSyscalls() error  { return p.rawErr }
 
 func tcpAttachments(plans []hookPlan) []Attachment {
 	var out []Attachment
@@ -72,7 +75,7 @@ func TestPlanHooksSelection(t *testing.T) {
 				t.Errorf("TCP programs left in spec (-want +got):\n%s", diff)
 			}
 			// Every non-TCP hook keeps its programs.
-			for _, name := range []string{"enter_read", "exit_writev", "on_sched_switch", "on_page_fault_user"} {
+			for _, name := range []string{"sys_enter_rw", "sys_exit_rw", "on_sched_switch", "on_page_fault_user"} {
 				if spec.Programs[name] == nil {
 					t.Errorf("program %s pruned", name)
 				}

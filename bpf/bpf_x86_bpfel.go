@@ -112,6 +112,8 @@ const (
 	bpfProgOnSchedSwitch     = "on_sched_switch"
 	bpfProgOnSchedWakeup     = "on_sched_wakeup"
 	bpfProgOnSchedWakeupNew  = "on_sched_wakeup_new"
+	bpfProgSysEnterRw        = "sys_enter_rw"
+	bpfProgSysExitRw         = "sys_exit_rw"
 	bpfProgTpSockRecv        = "tp_sock_recv"
 	bpfProgTpSockSend        = "tp_sock_send"
 	bpfVarCfg                = "cfg"
@@ -181,6 +183,8 @@ type bpfProgramSpecs struct {
 	OnSchedSwitch     *ebpf.ProgramSpec `ebpf:"on_sched_switch"`
 	OnSchedWakeup     *ebpf.ProgramSpec `ebpf:"on_sched_wakeup"`
 	OnSchedWakeupNew  *ebpf.ProgramSpec `ebpf:"on_sched_wakeup_new"`
+	SysEnterRw        *ebpf.ProgramSpec `ebpf:"sys_enter_rw"`
+	SysExitRw         *ebpf.ProgramSpec `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.ProgramSpec `ebpf:"tp_sock_recv"`
 	TpSockSend        *ebpf.ProgramSpec `ebpf:"tp_sock_send"`
 }
@@ -286,6 +290,8 @@ type bpfPrograms struct {
 	OnSchedSwitch     *ebpf.Program `ebpf:"on_sched_switch"`
 	OnSchedWakeup     *ebpf.Program `ebpf:"on_sched_wakeup"`
 	OnSchedWakeupNew  *ebpf.Program `ebpf:"on_sched_wakeup_new"`
+	SysEnterRw        *ebpf.Program `ebpf:"sys_enter_rw"`
+	SysExitRw         *ebpf.Program `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.Program `ebpf:"tp_sock_recv"`
 	TpSockSend        *ebpf.Program `ebpf:"tp_sock_send"`
 }
@@ -313,6 +319,8 @@ func (p *bpfPrograms) Close() error {
 		p.OnSchedSwitch,
 		p.OnSchedWakeup,
 		p.OnSchedWakeupNew,
+		p.SysEnterRw,
+		p.SysExitRw,
 		p.TpSockRecv,
 		p.TpSockSend,
 	)

@@ -106,6 +106,29 @@ func probeFentry(fn string) error {
 	return prog.Close()
 }
 
+// probeRawSyscalls loads a trivial BTF raw tracepoint program on sys_enter
+// and on sys_exit. nil means the tp_btf read/write programs will load.
+func probeRawSyscalls() error {
+	for _, tp := range []string{"sys_enter", "sys_exit"} {
+		prog, err := ebpf.NewProgramWithOptions(&ebpf.ProgramSpec{
+			Name:       "probe_raw_tp",
+			Type:       ebpf.Tracing,
+			AttachType: ebpf.AttachTraceRawTp,
+			AttachTo:   tp,
+			License:    "GPL",
+			Instructions: asm.Instructions{
+				asm.Mov.Imm(asm.R0, 0),
+				asm.Return(),
+			},
+		}, ebpf.ProgramOptions{LogDisabled: true})
+		if err != nil {
+			return fmt.Errorf("tp_btf/%s: %w", tp, err)
+		}
+		prog.Close()
+	}
+	return nil
+}
+
 // privilegeError turns EPERM into a one-line error naming the fix.
 func privilegeError(what string, err error) error {
 	if os.Geteuid() == 0 {

@@ -1,4 +1,7 @@
 //go:build ignore
+#define EXP 3
+
+
 
 // CO-RE probes for the kprobe recorder. One event layout (struct event) for
 // every hook; Go decodes it by fixed offsets (see decode.go, layout_test.go).
@@ -16,6 +19,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 #define PROTO_TCP 6
+
+/* x86_64 syscall numbers (the probes are built for amd64 only). */
+#define __NR_read 0
+#define __NR_write 1
+#define __NR_pread64 17
+#define __NR_pwrite64 18
+#define __NR_readv 19
+#define __NR_writev 20
 
 enum event_type {
 	EV_READ = 1,
@@ -280,7 +291,7 @@ static __always_inline void fill_current(struct event *e, __u64 pid_tgid, __u32 
 
 /* ---- read/write family ------------------------------------------------ */
 
-static __always_inline int rw_enter(struct trace_event_raw_sys_enter *ctx, __u8 sc)
+static __always_inline int rw_enter(__u8 sc, __s32 fd, __u64 buf)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	if (!want_current(id))
@@ -291,8 +302,8 @@ static __always_inline int rw_enter(struct trace_event_raw_sys_enter *ctx, __u8 
 	if (!a)
 		return 0;
 	a->ts = bpf_ktime_get_ns();
-	a->fd = (__s32)ctx->args[0];
-	a->buf = ctx->args[1];
+	a->fd = fd;
+	a->buf = buf;
 	a->sc = sc;
 	return 0;
 }
@@ -335,7 +346,7 @@ static __always_inline __u32 payload_len(__u64 pid_tgid, long ret)
 	return n;
 }
 
-static __always_inline int rw_exit(struct trace_event_raw_sys_exit *ctx, __u32 type, __u8 sc)
+static __always_inline int rw_exit(long ret, __u32 type, __u8 sc)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct rw_args *ap = bpf_task_storage_get(&rw_start, task, 0, 0);
@@ -349,7 +360,6 @@ static __always_inline int rw_exit(struct trace_event_raw_sys_exit *ctx, __u32 t
 	__u64 id = bpf_get_current_pid_tgid();
 
 	__u64 now = bpf_ktime_get_ns();
-	long ret = ctx->ret;
 	__u32 n = 0;
 	struct event *e;
 
@@ -391,12 +401,12 @@ static __always_inline int rw_exit(struct trace_event_raw_sys_exit *ctx, __u32 t
 	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
 	int enter_##name(struct trace_event_raw_sys_enter *ctx)                   \
 	{                                                                         \
-		return rw_enter(ctx, sc);                                         \
+		return rw_enter(sc, (__s32)ctx->args[0], ctx->args[1]);           \
 	}                                                                         \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                \
 	int exit_##name(struct trace_event_raw_sys_exit *ctx)                     \
 	{                                                                         \
-		return rw_exit(ctx, type, sc);                                    \
+		return rw_exit(ctx->ret, type, sc);                               \
 	}
 
 RW_PAIR(read, EV_READ, SC_READ)
@@ -405,6 +415,51 @@ RW_PAIR(readv, EV_READ, SC_READV)
 RW_PAIR(write, EV_WRITE, SC_WRITE)
 RW_PAIR(pwrite64, EV_WRITE, SC_PWRITE64)
 RW_PAIR(writev, EV_WRITE, SC_WRITEV)
+
+/* Preferred: one BTF raw tracepoint pair for the whole family. No perf
+ * trace buffer, no per-syscall program; the syscall number selects. */
+#define TS_COMPAT 0x0002 /* thread_info.status: ia32 syscall (other numbers) */
+
+static __always_inline __u8 rw_syscall_nr(long nr)
+{
+	switch (nr) {
+	case __NR_read: return SC_READ;
+	case __NR_write: return SC_WRITE;
+	case __NR_pread64: return SC_PREAD64;
+	case __NR_pwrite64: return SC_PWRITE64;
+	case __NR_readv: return SC_READV;
+	case __NR_writev: return SC_WRITEV;
+	}
+	return 0;
+}
+
+static __always_inline bool in_compat_syscall(void)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	return t->thread_info.status & TS_COMPAT;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter_rw, struct pt_regs *regs, long nr)
+{
+	__u8 sc = rw_syscall_nr(nr);
+	if (!sc || in_compat_syscall())
+		return 0;
+	if (EXP == 1) return 0;
+	if (EXP == 2) { __u64 id = bpf_get_current_pid_tgid(); return id == 5; }
+	if (EXP == 3) { __u64 id = bpf_get_current_pid_tgid(); __u32 tgid = id >> 32; return !!bpf_map_lookup_elem(&filter_pids, &tgid); }
+	return rw_enter(sc, (__s32)regs->di, regs->si);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
+{
+	__u8 sc = rw_syscall_nr(regs->orig_ax);
+	if (!sc)
+		return 0;
+	if (EXP) return 0;
+	return rw_exit(ret, sc >= SC_WRITE ? EV_WRITE : EV_READ, sc);
+}
 
 /* ---- TCP ------------------------------------------------------------- */
 

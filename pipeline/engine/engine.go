@@ -146,9 +146,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		case m, ok := <-msgs:
 			if !ok {
 				err := <-fetchErr
-				// Drain: write everything still buffered, with a fresh context if ours ended.
+				// Drain: write everything still buffered, with a fresh context if ours ended
+				// (bounded, so a store that is down cannot hold shutdown forever).
 				e.corr.Flush(e.emit)
-				if werr := e.write(context.WithoutCancel(ctx), true); werr != nil {
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+				werr := e.write(dctx, true)
+				cancel()
+				if werr != nil {
 					return werr
 				}
 				if errors.Is(err, bus.ErrClosed) || errors.Is(err, context.Canceled) {
@@ -167,12 +171,14 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.corr.Flush(e.emit)
 				e.flushed = true
 			}
-			if err := e.write(ctx, e.flushed); err != nil {
+			if err := e.write(ctx, e.flushed); err != nil && ctx.Err() == nil {
 				return err
 			}
 		}
+		// Once ctx has ended, errors here are the cancellation itself: the drain above
+		// writes and commits what is left.
 		if len(e.out) >= e.opts.MaxBatch {
-			if err := e.write(ctx, false); err != nil {
+			if err := e.write(ctx, false); err != nil && ctx.Err() == nil {
 				return err
 			}
 		}
@@ -216,6 +222,9 @@ func (e *Engine) handle(m bus.Message) {
 }
 
 const minInt64 = -1 << 63
+
+// drainTimeout bounds the final write and commit at shutdown.
+const drainTimeout = 30 * time.Second
 
 func (e *Engine) emit(evs []event.Event) { e.out = append(e.out, evs...) }
 
