@@ -36,10 +36,13 @@ type Options struct {
 	// TopicPrefix is put before kernel.enriched and kernel.deadletter (as the recorders
 	// put it before the kernel topics).
 	TopicPrefix string
-	Correlate  correlate.Options
-	FlushEvery time.Duration // how often joined events are written (default 200ms)
-	MaxBatch   int           // write early when this many events are waiting (default 50k)
-	Idle       time.Duration // with no input for this long, flush the correlator (default 1s)
+	Correlate   correlate.Options
+	FlushEvery  time.Duration // how often joined events are written (default 200ms)
+	MaxBatch    int           // write early when this many events are waiting (default 50k)
+	Idle        time.Duration // with no input for this long, flush the correlator (default 1s)
+	// DrainTimeout bounds the final write and commit at shutdown (default 30s), so a
+	// store that is down cannot hold shutdown forever.
+	DrainTimeout time.Duration
 }
 
 // Engine correlates and stores. Run it once.
@@ -82,6 +85,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Idle <= 0 {
 		opts.Idle = time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 30 * time.Second
 	}
 	opts.Correlate.Logger = opts.Logger
 	return &Engine{
@@ -146,10 +152,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case m, ok := <-msgs:
 			if !ok {
 				err := <-fetchErr
-				// Drain: write everything still buffered, with a fresh context if ours ended
-				// (bounded, so a store that is down cannot hold shutdown forever).
+				// Drain: write everything still buffered, with a fresh context if ours ended.
 				e.corr.Flush(e.emit)
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainTimeout)
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.DrainTimeout)
 				werr := e.write(dctx, true)
 				cancel()
 				if werr != nil {
@@ -222,9 +227,6 @@ func (e *Engine) handle(m bus.Message) {
 }
 
 const minInt64 = -1 << 63
-
-// drainTimeout bounds the final write and commit at shutdown.
-const drainTimeout = 30 * time.Second
 
 func (e *Engine) emit(evs []event.Event) { e.out = append(e.out, evs...) }
 

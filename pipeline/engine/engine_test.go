@@ -144,7 +144,8 @@ func TestEngineCommitsOnlyWhatIsWritten(t *testing.T) {
 	src := &recordingSource{Memory: bus.NewMemory(64)}
 	store := &memStore{failFirst: 1 << 30} // the store never comes up
 	ctx, cancel := context.WithCancel(context.Background())
-	e, err := New(Options{Source: src, Store: store, FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond})
+	e, err := New(Options{Source: src, Store: store, FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond,
+		DrainTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
