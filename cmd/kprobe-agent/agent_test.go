@@ -194,3 +194,36 @@ func TestRecordFlagErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordExplainsProblems: missing privileges and bad selections end in one line that
+// names the problem and the fix, with nothing half-attached left behind.
+func TestRecordExplainsProblems(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatalf("setpriv (util-linux) is needed to drop privileges: %v", err)
+	}
+	tests := []struct {
+		name string
+		argv []string
+		want string
+	}{
+		{"unprivileged", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+			agent(t), "record", "--pid", "1", "--duration", "1s", "--output", "/dev/null"}, "run as root or grant CAP_BPF+CAP_PERFMON"},
+		{"no such cgroup", []string{agent(t), "record", "--cgroup", "/sys/fs/cgroup/no-such-group", "--duration", "1s"}, "no-such-group"},
+		{"unwritable output", []string{agent(t), "record", "--pid", "1", "--output", "/proc/no/such/file"}, "opening output"},
+		{"missing command", []string{agent(t), "record", "--", "no-such-command-kprobe"}, `command "no-such-command-kprobe"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command(tt.argv[0], tt.argv[1:]...).CombinedOutput()
+			if err == nil {
+				t.Fatalf("succeeded, want an error:\n%s", out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			last := lines[len(lines)-1]
+			if !strings.HasPrefix(last, "kprobe-agent: ") || !strings.Contains(last, tt.want) {
+				t.Errorf("last line %q, want a kprobe-agent error containing %q\nfull output:\n%s", last, tt.want, out)
+			}
+		})
+	}
+}
