@@ -76,8 +76,16 @@ const (
 // program for all six syscalls) and falls back to the syscalls:*
 // tracepoints; TCP prefers fentry/fexit (it measures the call) and falls
 // back to the sock tracepoints.
+//
+// sched_switch comes first: the raw read/write programs keep per-CPU state
+// that on_sched_switch hands over to task storage when a task leaves the
+// CPU, so it must be attached before them.
 func planHooks(p prober) []hookPlan {
-	var plans []hookPlan
+	plans := []hookPlan{
+		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{prog: "on_sched_switch"}}},
+		{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{prog: "on_sched_wakeup"}}},
+		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{prog: "on_sched_wakeup_new"}}},
+	}
 	if err := p.RawSyscalls(); err == nil {
 		for i, sc := range rwSyscalls {
 			plan := hookPlan{hook: sc, method: rawSyscallsVia}
@@ -122,9 +130,6 @@ func planHooks(p prober) []hookPlan {
 		})
 	}
 	plans = append(plans,
-		hookPlan{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{prog: "on_sched_switch"}}},
-		hookPlan{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{prog: "on_sched_wakeup"}}},
-		hookPlan{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{prog: "on_sched_wakeup_new"}}},
 		hookPlan{hook: "page_fault_user", method: "tracepoint/exceptions/page_fault_user", links: []progLink{{prog: "on_page_fault_user", group: "exceptions", name: "page_fault_user"}}},
 		hookPlan{hook: "page_fault_kernel", method: "tracepoint/exceptions/page_fault_kernel", links: []progLink{{prog: "on_page_fault_kernel", group: "exceptions", name: "page_fault_kernel"}}},
 	)

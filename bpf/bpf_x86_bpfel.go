@@ -19,6 +19,7 @@ type bpfConfig struct {
 	SelfTgid     uint32
 	PayloadBytes uint32
 	WakeupBytes  uint32
+	Gen          uint32
 }
 
 type bpfEvent struct {
@@ -78,6 +79,17 @@ type bpfRwArgs struct {
 	Pad [3]uint8
 }
 
+type bpfRwCpu struct {
+	_       structs.HostLayout
+	Regs    uint64
+	Gen     uint32
+	Want    uint8
+	Pending uint8
+	Pad     [2]uint8
+	Usp     uint64
+	Args    bpfRwArgs
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -89,8 +101,11 @@ const (
 	bpfMapLost               = "lost"
 	bpfMapOffcpu             = "offcpu"
 	bpfMapPayloadPids        = "payload_pids"
+	bpfMapRwCpu              = "rw_cpu"
+	bpfMapRwParked           = "rw_parked"
 	bpfMapRwStart            = "rw_start"
 	bpfMapTcpStart           = "tcp_start"
+	bpfMapUnwoken            = "unwoken"
 	bpfProgEnterPread64      = "enter_pread64"
 	bpfProgEnterPwrite64     = "enter_pwrite64"
 	bpfProgEnterRead         = "enter_read"
@@ -200,8 +215,11 @@ type bpfMapSpecs struct {
 	Lost          *ebpf.MapSpec `ebpf:"lost"`
 	Offcpu        *ebpf.MapSpec `ebpf:"offcpu"`
 	PayloadPids   *ebpf.MapSpec `ebpf:"payload_pids"`
+	RwCpu         *ebpf.MapSpec `ebpf:"rw_cpu"`
+	RwParked      *ebpf.MapSpec `ebpf:"rw_parked"`
 	RwStart       *ebpf.MapSpec `ebpf:"rw_start"`
 	TcpStart      *ebpf.MapSpec `ebpf:"tcp_start"`
+	Unwoken       *ebpf.MapSpec `ebpf:"unwoken"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -239,8 +257,11 @@ type bpfMaps struct {
 	Lost          *ebpf.Map `ebpf:"lost"`
 	Offcpu        *ebpf.Map `ebpf:"offcpu"`
 	PayloadPids   *ebpf.Map `ebpf:"payload_pids"`
+	RwCpu         *ebpf.Map `ebpf:"rw_cpu"`
+	RwParked      *ebpf.Map `ebpf:"rw_parked"`
 	RwStart       *ebpf.Map `ebpf:"rw_start"`
 	TcpStart      *ebpf.Map `ebpf:"tcp_start"`
+	Unwoken       *ebpf.Map `ebpf:"unwoken"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -252,8 +273,11 @@ func (m *bpfMaps) Close() error {
 		m.Lost,
 		m.Offcpu,
 		m.PayloadPids,
+		m.RwCpu,
+		m.RwParked,
 		m.RwStart,
 		m.TcpStart,
+		m.Unwoken,
 	)
 }
 

@@ -1,7 +1,4 @@
 //go:build ignore
-#define EXP 3
-
-
 
 // CO-RE probes for the kprobe recorder. One event layout (struct event) for
 // every hook; Go decodes it by fixed offsets (see decode.go, layout_test.go).
@@ -106,7 +103,8 @@ struct config {
 	__u32 filters;       /* FILTER_* bits */
 	__u32 self_tgid;     /* recorder's own tgid, excluded; 0 = not excluded */
 	__u32 payload_bytes; /* runtime payload limit, <= MAX_PAYLOAD */
-	__u32 wakeup_bytes;  /* wake the reader only above this much pending data; 0 = always */
+	__u32 wakeup_bytes;  /* per CPU: wake the reader after this much submitted data; 0 = always */
+	__u32 gen;           /* bumped by Go whenever a filter changes (invalidates cached verdicts) */
 };
 
 /* .bss: updated from Go at run time through the mmapped global. */
@@ -172,6 +170,49 @@ struct {
 	__type(value, struct rw_args);
 } rw_start SEC(".maps");
 
+/* Raw tracepoint path: the filter verdict and the in-flight syscall of the
+ * task running on this CPU, with no helper call to reach them (a per-CPU
+ * array lookup is inlined). The task is identified by its pt_regs pointer,
+ * which sys_enter/sys_exit receive for free. on_sched_switch empties the
+ * slot whenever a task leaves the CPU, parking an in-flight syscall in
+ * rw_start (task storage), so a slot never outlives its task's time on the
+ * CPU and a reused stack cannot inherit it. */
+struct rw_cpu {
+	__u64 regs;  /* owner's pt_regs; 0 = empty */
+	__u32 gen;   /* cfg.gen the verdict was computed under */
+	__u8 want;   /* the verdict: record this task */
+	__u8 pending; /* args holds an entered, not yet exited syscall */
+	__u8 _pad[2];
+	__u64 usp;   /* the syscall's user stack pointer: the parking key */
+	struct rw_args args;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rw_cpu);
+} rw_cpu SEC(".maps");
+
+/* Syscalls parked in rw_start by on_sched_switch, counted by a hash of the
+ * syscall's user stack pointer (the same at entry and exit, distinct per
+ * thread, and a scalar, unlike the pt_regs pointer): sys_exit looks in task storage (two helper calls) only
+ * when its bucket is non-zero. A task that dies while parked leaves its
+ * bucket raised, which costs that bucket the lookup, never an event. */
+#define PARK_BUCKETS 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PARK_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} rw_parked SEC(".maps");
+
+static __always_inline __u32 park_bucket(__u64 usp)
+{
+	return (usp ^ (usp >> 12) ^ (usp >> 24)) >> 4 & (PARK_BUCKETS - 1);
+}
+
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -205,17 +246,42 @@ static __always_inline void count_lost(__u32 type)
 		*v += 1;
 }
 
-static __always_inline void submit(void *e)
+/* Bytes submitted on this CPU since its last forced wakeup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwoken SEC(".maps");
+
+static __always_inline void submit_sized(void *e, __u32 size)
 {
-	__u64 flags = 0;
 	__u32 wb = cfg.wakeup_bytes;
+	__u64 flags = 0;
 
 	/* Batch wakeups: the reader also polls on a deadline, so a quiet ring
-	 * is still drained; a filling one wakes it at once. */
-	if (wb)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wb ? BPF_RB_FORCE_WAKEUP
-									   : BPF_RB_NO_WAKEUP;
+	 * is still drained. Counted per CPU (an inlined array access, where
+	 * bpf_ringbuf_query would be a helper call); Go sets wakeup_bytes so
+	 * that all CPUs together wake the reader every ring/8 bytes. */
+	if (wb) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&unwoken, &zero);
+
+		flags = BPF_RB_NO_WAKEUP;
+		if (n) {
+			*n += size;
+			if (*n >= wb) {
+				*n = 0;
+				flags = BPF_RB_FORCE_WAKEUP;
+			}
+		}
+	}
 	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline void submit(struct event *e)
+{
+	submit_sized(e, sizeof(*e));
 }
 
 static __always_inline struct event *reserve(__u32 type)
@@ -291,14 +357,48 @@ static __always_inline void fill_current(struct event *e, __u64 pid_tgid, __u32 
 
 /* ---- read/write family ------------------------------------------------ */
 
-static __always_inline int rw_enter(__u8 sc, __s32 fd, __u64 buf)
+/* Helper calls are the dominant cost here (each is a call and a return
+ * through the kernel's return thunk): the task is fetched once and its
+ * fields read with BTF loads instead of bpf_get_current_pid_tgid,
+ * bpf_get_current_comm, bpf_get_current_cgroup_id and probe reads. */
+
+static __always_inline __u64 cur_cgroup_id(struct task_struct *t)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	if (!want_current(id))
+	return t->cgroups->dfl_cgrp->kn->id;
+}
+
+/* The filter, for the current task; t is bpf_get_current_task_btf(). */
+static __always_inline bool want_cur(struct task_struct *t, __u32 tgid)
+{
+	__u32 f = cfg.filters;
+	__u32 self = cfg.self_tgid;
+
+	if (self && tgid == self)
+		return false;
+	if (!f)
+		return true;
+	if ((f & FILTER_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
+		return false;
+	if (f & FILTER_COMM) {
+		char comm[COMM_LEN] = {};
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!bpf_map_lookup_elem(&filter_comms, comm))
+			return false;
+	}
+	if (f & FILTER_CGROUP) {
+		__u64 cgid = cur_cgroup_id(t);
+		if (!bpf_map_lookup_elem(&filter_cgroups, &cgid))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline int rw_enter(struct task_struct *t, __u8 sc, __s32 fd, __u64 buf)
+{
+	if (!want_cur(t, t->tgid))
 		return 0;
 
-	struct rw_args *a = bpf_task_storage_get(&rw_start, bpf_get_current_task_btf(), 0,
-						 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct rw_args *a = bpf_task_storage_get(&rw_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!a)
 		return 0;
 	a->ts = bpf_ktime_get_ns();
@@ -310,28 +410,27 @@ static __always_inline int rw_enter(__u8 sc, __s32 fd, __u64 buf)
 
 extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym;
 
-/* dev/ino of the file behind fd. BTF pointer loads instead of
- * bpf_probe_read_kernel calls: this walk dominated the exit path. */
+/* dev/ino of the file behind fd, with BTF loads only (bpf_rdonly_cast is
+ * inlined by the verifier): the fd slot is read through struct kiocb,
+ * whose first member is a struct file pointer. */
 static __always_inline void fd_inode(struct task_struct *t, __s32 fd, __u64 *dev, __u64 *ino)
 {
 	struct fdtable *fdt = t->files->fdt;
-	struct file *f = 0;
 
 	if (fd < 0 || (unsigned int)fd >= fdt->max_fds)
 		return;
-	/* variable-offset access to a BTF pointer is not allowed: one read */
-	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	struct kiocb *slot = bpf_rdonly_cast((void *)fdt->fd + (__u64)fd * sizeof(void *),
+					     bpf_core_type_id_kernel(struct kiocb));
+	struct file *f = slot->ki_filp;
 	if (!f)
 		return;
-	f = bpf_rdonly_cast(f, bpf_core_type_id_kernel(struct file));
 	struct inode *in = f->f_inode;
 	*ino = in->i_ino;
 	*dev = in->i_sb->s_dev;
 }
 
-static __always_inline __u32 payload_len(__u64 pid_tgid, long ret)
+static __always_inline __u32 payload_len(__u32 tgid, long ret)
 {
-	__u32 tgid = pid_tgid >> 32;
 	__u32 n;
 
 	if (ret <= 0 || !(cfg.filters & FILTER_PAYLOAD))
@@ -346,25 +445,22 @@ static __always_inline __u32 payload_len(__u64 pid_tgid, long ret)
 	return n;
 }
 
-static __always_inline int rw_exit(long ret, __u32 type, __u8 sc)
+static __always_inline int rw_emit(struct task_struct *t, struct rw_args *ap, long ret, __u32 type,
+				   __u8 sc)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct rw_args *ap = bpf_task_storage_get(&rw_start, task, 0, 0);
-	if (!ap || !ap->sc)
-		return 0;
 	struct rw_args a = *ap;
-	ap->sc = 0;
+
 	/* An entry left by a syscall whose exit we missed (attach race). */
 	if (a.sc != sc)
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
 
 	__u64 now = bpf_ktime_get_ns();
-	__u32 n = 0;
+	__u32 tgid = t->tgid;
+	__u32 n = 0, size = sizeof(struct event);
 	struct event *e;
 
 	if (sc == SC_READ || sc == SC_PREAD64)
-		n = payload_len(id, ret);
+		n = payload_len(tgid, ret);
 
 	if (n) {
 		struct event_payload *p = bpf_ringbuf_reserve(&events, sizeof(*p), 0);
@@ -379,34 +475,56 @@ static __always_inline int rw_exit(long ret, __u32 type, __u8 sc)
 		if (bpf_probe_read_user(p->data, n, (void *)a.buf) == 0)
 			p->ev.payload_len = n;
 		e = &p->ev;
+		size = sizeof(*p);
 	} else {
 		e = reserve(type);
 		if (!e)
 			return 0;
 	}
 
-	fill_current(e, id, type, a.ts);
+	e->ts_ns = a.ts;
 	e->dur_ns = now - a.ts;
+	e->pid = tgid;
+	e->tid = t->pid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->type = type;
+	e->cgroup_id = cur_cgroup_id(t);
+	/* comm is 16 bytes: two BTF loads instead of bpf_get_current_comm */
+	*(__u64 *)&e->comm[0] = *(__u64 *)&t->comm[0];
+	*(__u64 *)&e->comm[8] = *(__u64 *)&t->comm[8];
 	e->syscall = sc;
 	e->fd = a.fd;
 	e->ret = ret;
 	if (ret < 0)
 		e->err = -ret;
-	fd_inode(task, a.fd, &e->dev, &e->ino);
-	submit(e);
+	fd_inode(t, a.fd, &e->dev, &e->ino);
+	submit_sized(e, size);
 	return 0;
 }
 
-#define RW_PAIR(name, type, sc)                                                   \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                               \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)                   \
-	{                                                                         \
-		return rw_enter(sc, (__s32)ctx->args[0], ctx->args[1]);           \
-	}                                                                         \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                \
-	int exit_##name(struct trace_event_raw_sys_exit *ctx)                     \
-	{                                                                         \
-		return rw_exit(ctx->ret, type, sc);                               \
+static __always_inline int rw_exit(long ret, __u32 type, __u8 sc)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct rw_args *ap = bpf_task_storage_get(&rw_start, t, 0, 0);
+	if (!ap || !ap->sc)
+		return 0;
+	struct rw_args a = *ap;
+	ap->sc = 0;
+	return rw_emit(t, &a, ret, type, sc);
+}
+
+/* Fallback: the syscalls:* tracepoints, one program pair per syscall. */
+#define RW_PAIR(name, type, sc)                                           \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                       \
+	int enter_##name(struct trace_event_raw_sys_enter *ctx)           \
+	{                                                                 \
+		return rw_enter(bpf_get_current_task_btf(), sc,           \
+				(__s32)ctx->args[0], ctx->args[1]);       \
+	}                                                                 \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                        \
+	int exit_##name(struct trace_event_raw_sys_exit *ctx)             \
+	{                                                                 \
+		return rw_exit(ctx->ret, type, sc);                       \
 	}
 
 RW_PAIR(read, EV_READ, SC_READ)
@@ -416,39 +534,68 @@ RW_PAIR(write, EV_WRITE, SC_WRITE)
 RW_PAIR(pwrite64, EV_WRITE, SC_PWRITE64)
 RW_PAIR(writev, EV_WRITE, SC_WRITEV)
 
-/* Preferred: one BTF raw tracepoint pair for the whole family. No perf
- * trace buffer, no per-syscall program; the syscall number selects. */
-#define TS_COMPAT 0x0002 /* thread_info.status: ia32 syscall (other numbers) */
+/* Preferred: one BTF raw tracepoint pair for the whole family: no perf
+ * trace buffer, and the syscall number selects. */
+#define TS_COMPAT 0x0002 /* thread_info.status: an ia32 syscall (other numbering) */
 
 static __always_inline __u8 rw_syscall_nr(long nr)
 {
 	switch (nr) {
-	case __NR_read: return SC_READ;
-	case __NR_write: return SC_WRITE;
-	case __NR_pread64: return SC_PREAD64;
-	case __NR_pwrite64: return SC_PWRITE64;
-	case __NR_readv: return SC_READV;
-	case __NR_writev: return SC_WRITEV;
+	case __NR_read:
+		return SC_READ;
+	case __NR_write:
+		return SC_WRITE;
+	case __NR_pread64:
+		return SC_PREAD64;
+	case __NR_pwrite64:
+		return SC_PWRITE64;
+	case __NR_readv:
+		return SC_READV;
+	case __NR_writev:
+		return SC_WRITEV;
 	}
 	return 0;
-}
-
-static __always_inline bool in_compat_syscall(void)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-	return t->thread_info.status & TS_COMPAT;
 }
 
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter_rw, struct pt_regs *regs, long nr)
 {
 	__u8 sc = rw_syscall_nr(nr);
-	if (!sc || in_compat_syscall())
+	if (!sc)
 		return 0;
-	if (EXP == 1) return 0;
-	if (EXP == 2) { __u64 id = bpf_get_current_pid_tgid(); return id == 5; }
-	if (EXP == 3) { __u64 id = bpf_get_current_pid_tgid(); __u32 tgid = id >> 32; return !!bpf_map_lookup_elem(&filter_pids, &tgid); }
-	return rw_enter(sc, (__s32)regs->di, regs->si);
+
+	__u32 zero = 0;
+	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	if (!c)
+		return 0;
+	__u64 r = (__u64)regs;
+	__u32 gen = cfg.gen; /* read before the filter maps */
+	struct task_struct *t;
+
+	if (c->regs == r && c->gen == gen) {
+		/* the verdict of this task's previous syscall still holds */
+		if (!c->want)
+			return 0;
+		t = bpf_get_current_task_btf();
+	} else {
+		t = bpf_get_current_task_btf();
+		c->want = want_cur(t, t->tgid);
+		c->gen = gen;
+		c->regs = r;
+		c->pending = 0;
+		if (!c->want)
+			return 0;
+	}
+	/* The syscalls:* tracepoints ignore ia32 syscalls; so do we. */
+	if (t->thread_info.status & TS_COMPAT)
+		return 0;
+	c->args.ts = bpf_ktime_get_ns();
+	c->args.fd = (__s32)regs->di;
+	c->args.buf = regs->si;
+	c->args.sc = sc;
+	c->usp = regs->sp;
+	c->pending = 1;
+	return 0;
 }
 
 SEC("tp_btf/sys_exit")
@@ -457,8 +604,57 @@ int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
 	__u8 sc = rw_syscall_nr(regs->orig_ax);
 	if (!sc)
 		return 0;
-	if (EXP) return 0;
-	return rw_exit(ret, sc >= SC_WRITE ? EV_WRITE : EV_READ, sc);
+
+	__u32 zero = 0;
+	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	if (!c)
+		return 0;
+	__u64 r = (__u64)regs;
+	__u32 type = sc >= SC_WRITE ? EV_WRITE : EV_READ;
+	struct rw_args a;
+
+	if (c->regs == r && c->pending) {
+		/* entered on this CPU and never switched out: the common case */
+		a = c->args;
+		c->pending = 0;
+		return rw_emit(bpf_get_current_task_btf(), &a, ret, type, sc);
+	}
+
+	/* Parked by on_sched_switch (blocked or preempted in the syscall)? */
+	__u32 b = park_bucket(regs->sp);
+	__u32 *parked = bpf_map_lookup_elem(&rw_parked, &b);
+	if (!parked || !*parked)
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct rw_args *ap = bpf_task_storage_get(&rw_start, t, 0, 0);
+	if (!ap || !ap->sc)
+		return 0;
+	a = *ap;
+	ap->sc = 0;
+	__sync_fetch_and_add(parked, -1);
+	return rw_emit(t, &a, ret, type, sc);
+}
+
+/* Called by on_sched_switch for the task leaving the CPU. */
+static __always_inline void rw_switch_out(struct task_struct *prev)
+{
+	__u32 zero = 0;
+	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	if (!c || !c->regs)
+		return;
+	if (c->pending) {
+		struct rw_args *a = bpf_task_storage_get(&rw_start, prev, 0,
+							 BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (a) {
+			__u32 b = park_bucket(c->usp);
+			__u32 *parked = bpf_map_lookup_elem(&rw_parked, &b);
+			*a = c->args;
+			if (parked)
+				__sync_fetch_and_add(parked, 1);
+		}
+	}
+	c->regs = 0;
+	c->pending = 0;
 }
 
 /* ---- TCP ------------------------------------------------------------- */
@@ -572,6 +768,8 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	__u64 now = bpf_ktime_get_ns();
 	__u32 ntid = BPF_CORE_READ(next, pid);
 	__u32 ptid = BPF_CORE_READ(prev, pid);
+
+	rw_switch_out(prev);
 
 	/* Switch-in: the thread we saw leave runs again; one event for the gap. */
 	struct offcpu *o = ntid ? bpf_task_storage_get(&offcpu, next, 0, 0) : 0;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +139,7 @@ func open(ctx context.Context, opts Options, p prober) (_ *Recorder, err error) 
 	r.cfg = bpfConfig{
 		SelfTgid:     uint32(os.Getpid()),
 		PayloadBytes: uint32(opts.PayloadBytes),
-		WakeupBytes:  uint32(opts.RingBytes / 8),
+		WakeupBytes:  wakeupBytes(opts.RingBytes),
 	}
 	for _, pid := range opts.PIDs {
 		if pid == r.cfg.SelfTgid {
@@ -212,6 +213,17 @@ func open(ctx context.Context, opts Options, p prober) (_ *Recorder, err error) 
 	go r.clock.run(clockCtx, clockInterval)
 	log.Debug("recorder open", "attachments", len(r.attachments), "ring_bytes", opts.RingBytes)
 	return r, nil
+}
+
+// wakeupBytes is the per-CPU amount of submitted data after which the
+// kernel wakes the reader (below it, the reader's poll deadline drains the
+// ring): all CPUs together wake it every 1/8 of the ring.
+func wakeupBytes(ringBytes int) uint32 {
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil || ncpu < 1 {
+		ncpu = runtime.NumCPU()
+	}
+	return uint32(max(ringBytes/8/ncpu, 1))
 }
 
 func (o *Options) setDefaults() error {
@@ -412,12 +424,26 @@ func (r *Recorder) AddPID(pid uint32) error {
 	if pid == cfg.SelfTgid {
 		cfg.SelfTgid = 0
 	}
-	if cfg != r.cfg {
-		if err := r.cfgVar.Set(cfg); err != nil {
-			return fmt.Errorf("enabling pid filter: %w", err)
-		}
-		r.cfg = cfg
+	if err := r.setConfig(cfg); err != nil {
+		return fmt.Errorf("enabling pid filter: %w", err)
 	}
+	return nil
+}
+
+// setConfig publishes cfg to the probes with a new generation, which
+// invalidates the filter verdicts they cache per CPU. The generation is
+// written last (a second write that changes only it), so a probe that sees
+// it also sees the rest of cfg and the filter maps updated before.
+func (r *Recorder) setConfig(cfg bpfConfig) error {
+	cfg.Gen = r.cfg.Gen
+	if err := r.cfgVar.Set(cfg); err != nil {
+		return err
+	}
+	cfg.Gen++
+	if err := r.cfgVar.Set(cfg); err != nil {
+		return err
+	}
+	r.cfg = cfg
 	return nil
 }
 

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -149,6 +150,22 @@ func insertValues(s *embedded, evs []event.Event) error {
 	return s.conn.query([]byte(sb.String()), "RowBinary", nil, nil)
 }
 
+// insertRowBinary is the former Insert: the batch as RowBinary rows in the spool file.
+func insertRowBinary(s *embedded, evs []event.Event) error {
+	var buf []byte
+	for i := range evs {
+		buf = appendEvent(buf, &evs[i])
+	}
+	return s.loadFile(s.b.insertRowBinary(), "events", func(w io.Writer) error {
+		_, err := w.Write(buf)
+		return err
+	})
+}
+
+// BenchmarkEmbeddedInsert compares Insert (Native spool file) with the former RowBinary
+// spool file and with one INSERT ... VALUES statement, side by side in one run:
+//
+//	go test -run '^$' -bench EmbeddedInsert -benchtime 5x -count 3 ./pipeline/eventlog/
 func BenchmarkEmbeddedInsert(b *testing.B) {
 	const batch = 100_000
 	ctx := context.Background()
@@ -157,6 +174,7 @@ func BenchmarkEmbeddedInsert(b *testing.B) {
 		insert func(s *embedded, evs []event.Event) error
 	}{
 		{"Insert", func(s *embedded, evs []event.Event) error { return s.Insert(ctx, evs) }},
+		{"rowbinary-baseline", insertRowBinary},
 		{"values-baseline", insertValues},
 	} {
 		b.Run(m.name, func(b *testing.B) {
@@ -297,4 +315,16 @@ func BenchmarkEmbeddedLookup(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+}
+
+// BenchmarkNativeEncode is Insert's Go side alone: encoding a 100k-event batch.
+func BenchmarkNativeEncode(b *testing.B) {
+	evs := benchEvents(100_000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeNative(io.Discard, evs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(evs))/b.Elapsed().Seconds(), "rows/s")
 }
