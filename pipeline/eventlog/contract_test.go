@@ -373,7 +373,7 @@ func testRetention(t *testing.T, open openFunc) {
 		case st.want != "" && !strings.Contains(d, st.want):
 			t.Errorf("step %d (%d days): DDL lacks %q:\n%s", i, st.days, st.want, d)
 		}
-		for _, want := range []string{"ReplacingMergeTree", "ORDER BY (node, pid, ts_ns, id)", "idx_trace_id", "idx_settlement"} {
+		for _, want := range []string{"ReplacingMergeTree", "ORDER BY (node, pid, ts_ns, id)", "idx_trace_id", "idx_settlement", widePartSetting} {
 			if !strings.Contains(d, want) {
 				t.Errorf("step %d: DDL lacks %q:\n%s", i, want, d)
 			}

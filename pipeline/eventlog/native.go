@@ -3,6 +3,7 @@ package eventlog
 import (
 	"encoding/binary"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -27,8 +28,8 @@ import (
 // dictionaries here would cost Go.
 
 // nativeBlockRows caps the rows per block, so a huge batch is encoded a slice at a time.
-// It matches the engine's default max_insert_block_size.
-const nativeBlockRows = 1 << 20
+// It matches the engine's default max_insert_block_size. (A variable for the tests.)
+var nativeBlockRows = 1 << 20
 
 // nativeTypes are the column types as the Native file declares them, in columns order.
 var nativeTypes = func() []string {
@@ -48,6 +49,26 @@ var nativeStructure = func() string {
 	}
 	return strings.Join(s, ", ")
 }()
+
+// nativeWidth is the bytes per row of a column of typ: exact for fixed-width types, a
+// guess for the rest (only to presize buffers).
+func nativeWidth(typ string) int {
+	switch typ {
+	case "UInt8", "Bool":
+		return 1
+	case "UInt16":
+		return 2
+	case "UInt32", "Int32":
+		return 4
+	case "UInt64", "Int64":
+		return 8
+	case "IPv6":
+		return 16
+	case "Map(String, String)":
+		return 8 // the offsets
+	}
+	return 1
+}
 
 // Column indexes into nativeBlock.cols, in columns order (TestNativeColumns checks them).
 const (
@@ -116,7 +137,7 @@ func (nb *nativeBlock) encode(events []event.Event) {
 		}
 		c = appendString(c, columns[i].name)
 		c = appendString(c, nativeTypes[i])
-		nb.cols[i] = c
+		nb.cols[i] = slices.Grow(c, n*nativeWidth(nativeTypes[i]))
 	}
 	nb.attrKeys, nb.attrValues = nb.attrKeys[:0], nb.attrValues[:0]
 

@@ -163,13 +163,16 @@ func TestServerSchema(t *testing.T) {
 		engineFull string // what the server reports after CREATE
 		wantAlter  string // "" for no ALTER
 	}{
-		{"new, keep forever", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1", ""},
-		{"new with retention", 7, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a", ""},
-		{"retention changed", 3, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(30) SETTINGS a",
+		{"new, keep forever", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1, min_bytes_for_wide_part = 268435456", ""},
+		{"made before the part-format setting", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1",
+			"ALTER TABLE kp.kernel_events MODIFY SETTING min_bytes_for_wide_part = 268435456"},
+		{"operator's own part format", 0, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 0", ""},
+		{"new with retention", 7, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a, min_bytes_for_wide_part = 268435456", ""},
+		{"retention changed", 3, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(30) SETTINGS min_bytes_for_wide_part = 1",
 			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 3 DAY SETTINGS materialize_ttl_after_modify = 0"},
-		{"retention added", 1, "ReplacingMergeTree ORDER BY y SETTINGS a",
+		{"retention added", 1, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 1",
 			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 1 DAY SETTINGS materialize_ttl_after_modify = 0"},
-		{"retention removed", 0, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a",
+		{"retention removed", 0, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS min_bytes_for_wide_part = 1",
 			"ALTER TABLE kp.kernel_events REMOVE TTL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
