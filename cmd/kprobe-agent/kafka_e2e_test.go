@@ -76,10 +76,47 @@ func e2eTools(t *testing.T) (tui, demo string) {
 	return filepath.Join(e2eToolsDir, "kprobe-tui"), filepath.Join(e2eToolsDir, "kprobe-demo")
 }
 
-// e2ePrefix returns a topic prefix and a consumer group nobody else uses.
-func e2ePrefix(t *testing.T) (prefix, group string) {
+// e2ePrefix returns a topic prefix and a consumer group nobody else uses. With brokers, the
+// topics of the prefix are deleted from them when the test ends.
+func e2ePrefix(t *testing.T, brokers string) (prefix, group string) {
 	n := time.Now().UnixNano()
-	return fmt.Sprintf("e2e%d.", n), fmt.Sprintf("e2e-engine-%d", n)
+	prefix, group = fmt.Sprintf("e2e%d.", n), fmt.Sprintf("e2e-engine-%d", n)
+	if brokers != "" {
+		t.Cleanup(func() { e2eDeleteTopics(t, brokers, prefix) })
+	}
+	return prefix, group
+}
+
+func e2eDeleteTopics(t *testing.T, brokers, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	client := &kafkago.Client{Addr: kafkago.TCP(splitBrokers(brokers)...), Timeout: 10 * time.Second}
+	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{})
+	if err != nil {
+		t.Logf("listing topics to delete: %v", err)
+		return
+	}
+	var topics []string
+	for _, tp := range md.Topics {
+		if strings.HasPrefix(tp.Name, prefix) {
+			topics = append(topics, tp.Name)
+		}
+	}
+	if len(topics) == 0 {
+		return
+	}
+	res, err := client.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: topics})
+	if err == nil {
+		for _, e := range res.Errors {
+			if e != nil {
+				err = e
+				break
+			}
+		}
+	}
+	if err != nil {
+		t.Logf("deleting the test's topics %v: %v", topics, err)
+	}
 }
 
 // e2eFreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -234,7 +271,7 @@ var e2eEngineLine = regexp.MustCompile(`engine: messages=(\d+) events=(\d+) span
 
 type e2eEngineStats struct{ messages, events, spans, written, deadLettered, commits uint64 }
 
-// stopEngine sends SIGTERM, expects a clean exit and returns the engine's summary.
+// e2eStopEngine sends SIGTERM, expects a clean exit and returns the engine's summary.
 func e2eStopEngine(t *testing.T, p *e2eProc) e2eEngineStats {
 	t.Helper()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -347,7 +384,8 @@ func e2eUniqueIDs(t *testing.T, evs []map[string]any) map[string]bool {
 }
 
 // e2eLag returns, for the group on topics, the messages not yet committed (end offset minus
-// committed offset, summed over partitions) and the total end offset.
+// committed offset, summed over partitions) and the total end offset. With group "" it
+// only reads the end offsets.
 func e2eLag(ctx context.Context, brokers, group string, topics []string) (lag, end int64, err error) {
 	client := &kafkago.Client{Addr: kafkago.TCP(splitBrokers(brokers)...), Timeout: 10 * time.Second}
 	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
@@ -369,14 +407,16 @@ func e2eLag(ctx context.Context, brokers, group string, topics []string) (lag, e
 	if err != nil {
 		return 0, 0, err
 	}
-	committed, err := client.OffsetFetch(ctx, fetchReq)
-	if err != nil {
-		return 0, 0, err
-	}
-	if committed.Error != nil {
-		return 0, 0, committed.Error
-	}
 	got := map[string]map[int]int64{}
+	committed := &kafkago.OffsetFetchResponse{}
+	if group != "" {
+		if committed, err = client.OffsetFetch(ctx, fetchReq); err != nil {
+			return 0, 0, err
+		}
+		if committed.Error != nil {
+			return 0, 0, committed.Error
+		}
+	}
 	for tp, parts := range committed.Topics {
 		got[tp] = map[int]int64{}
 		for _, p := range parts {
@@ -478,7 +518,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 	brokers := e2eBrokers(t)
 	_, demo := e2eTools(t)
 	begin := time.Now()
-	prefix, group := e2ePrefix(t)
+	prefix, group := e2ePrefix(t, brokers)
 	data := t.TempDir()
 	ledger := filepath.Join(t.TempDir(), "ledger")
 	port := e2eFreePort(t)
@@ -506,7 +546,8 @@ func TestKafkaEndToEnd(t *testing.T) {
 	e2eWaitCaughtUp(t, brokers, group, prefix, eng, 30*time.Second)
 	st := e2eStopEngine(t, eng)
 	t.Logf("engine stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
-	if st.written != s.published || st.events != s.published || st.messages != s.written {
+	// Without write errors nothing was retried, so the engine read each message once.
+	if st.written != s.published || st.events != s.published || st.messages < s.written || (s.writeErrors == 0 && st.messages != s.written) {
 		t.Errorf("engine read %d messages with %d events and wrote %d; record published %d events in %d messages",
 			st.messages, st.events, st.written, s.published, s.written)
 	}
@@ -565,7 +606,7 @@ func TestKafkaEngineKillRestart(t *testing.T) {
 	brokers := e2eBrokers(t)
 	_, demo := e2eTools(t)
 	begin := time.Now()
-	prefix, group := e2ePrefix(t)
+	prefix, group := e2ePrefix(t, brokers)
 	data := t.TempDir()
 	ledger := filepath.Join(t.TempDir(), "ledger")
 	port := e2eFreePort(t)
@@ -606,7 +647,15 @@ func TestKafkaEngineKillRestart(t *testing.T) {
 		time.Since(recStart).Round(time.Millisecond), end-lag, end)
 
 	if err := rec.wait(t, 60*time.Second); err != nil {
-		t.Fatalf("record: %v\n%s", err, rec.out.String())
+		// The demo exports its spans to the engine it was started with; once that engine is
+		// killed its last export may fail, and then it exits 1 and so does record. That is
+		// the demo's business: accept exactly that, and nothing else.
+		out := rec.out.String()
+		if !strings.Contains(out, "kprobe-demo: flushing spans: ") ||
+			!strings.HasSuffix(strings.TrimSpace(out), "kprobe-agent: recorded command: exit status 1") {
+			t.Fatalf("record: %v\n%s", err, out)
+		}
+		t.Logf("the demo could not flush its last spans to the killed engine: record exited with %v", err)
 	}
 	s := e2eRecordSummary(t, rec.out.String())
 	if s.published == 0 || s.publishDropped != 0 || s.discarded != 0 || s.kafkaDropped != 0 || s.written != s.enqueued {
@@ -699,7 +748,7 @@ func TestKafkaOutage(t *testing.T) {
 	begin := time.Now()
 	k := e2eStartPrivateKafka(t)
 	t.Logf("private Kafka at %s up after %v", k.brokers, time.Since(begin).Round(time.Millisecond))
-	prefix, _ := e2ePrefix(t)
+	prefix, _ := e2ePrefix(t, "") // the private broker goes with its state
 
 	// A shell writing about 50 times a second until told to stop (or ~60 s at most).
 	stop := filepath.Join(t.TempDir(), "stop")
@@ -711,7 +760,7 @@ func TestKafkaOutage(t *testing.T) {
 	flowing := time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, end, err := e2eLag(ctx, k.brokers, "e2e-none", topics)
+		_, end, err := e2eLag(ctx, k.brokers, "", topics)
 		cancel()
 		if err == nil && end > 0 {
 			break
@@ -738,8 +787,30 @@ func TestKafkaOutage(t *testing.T) {
 		t.Fatalf("record exited during the outage (%v):\n%s", rec.err, rec.out.String())
 	default:
 	}
-	// Some traffic after the broker is back, then let the command end.
-	time.Sleep(3 * time.Second)
+	// The producer must resume while the recording runs (its backoff is at most ~6 s), not
+	// only when record flushes at exit: wait for new messages on the broker.
+	endAtRestart := int64(-1)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, end, err := e2eLag(ctx, k.brokers, "", topics)
+		cancel()
+		if err == nil && endAtRestart < 0 {
+			endAtRestart = end
+		} else if err == nil && end > endAtRestart {
+			break
+		}
+		if e2eExited(rec) {
+			t.Fatalf("record exited (%v) after the outage:\n%s", rec.err, rec.out.String())
+		}
+		if time.Since(restart) > 30*time.Second {
+			t.Fatalf("record did not resume publishing within 30 s of the broker's restart (%d messages on the broker):\n%s",
+				end, rec.out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("publishing resumed %v after the restart began", time.Since(restart).Round(time.Millisecond))
+	// A little more traffic, then let the command end.
+	time.Sleep(time.Second)
 	if err := os.WriteFile(stop, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -810,7 +881,7 @@ func TestKafkaPoisonMessage(t *testing.T) {
 	brokers := e2eBrokers(t) // no eBPF here: root is not needed
 	e2eTools(t)
 	begin := time.Now()
-	prefix, group := e2ePrefix(t)
+	prefix, group := e2ePrefix(t, brokers)
 	data := t.TempDir()
 	eng := e2eEngine(t, brokers, data, prefix, group, 0)
 

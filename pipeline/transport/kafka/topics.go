@@ -22,6 +22,10 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []string, partit
 		return fmt.Errorf("ensuring kafka topics: %d partitions", partitions)
 	}
 	topics = slices.Compact(slices.Sorted(slices.Values(topics)))
+	if len(topics) == 0 {
+		// An empty metadata request means "all topics": nothing to create or wait for.
+		return nil
+	}
 	for _, t := range topics {
 		if !validTopic(t) {
 			return fmt.Errorf("ensuring kafka topics: invalid topic name %q", t)
