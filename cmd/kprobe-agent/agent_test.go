@@ -117,7 +117,7 @@ func TestRecordCommand(t *testing.T) {
 		}
 	}
 	if reads != blocks || writes != blocks {
-		t.Errorf("dd: %d reads and %d writes of %d bytes, want %d each", reads, writes, size, blocks)
+		t.Errorf("dd: %d reads and %d writes of %d bytes, want %d each\nrecorder said:\n%s", reads, writes, size, blocks, stderr.String())
 	}
 	if len(pids) != 1 {
 		t.Errorf("events from %d processes, want only the launched one: %v", len(pids), pids)
@@ -178,6 +178,7 @@ func TestRecordFlagErrors(t *testing.T) {
 		{[]string{"record", "--duration", "-1s"}, "must not be negative"},
 		{[]string{"record", "--payload-bytes", "100000"}, "--payload-bytes 100000"},
 		{[]string{"record", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"record", "--output", "x", "--kafka", "y:1"}, "--output or --kafka, not both"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"standalone"}, "--data DIR is required"},
 		{[]string{"engine"}, "--kafka BROKERS is required"},

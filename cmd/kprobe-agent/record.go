@@ -52,6 +52,14 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 		return c, err
 	}
 	c.command = fs.Args()
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["output"] && set["kafka"]:
+		return c, fmt.Errorf("give --output or --kafka, not both")
+	case set["output"]:
+		c.kafka = "" // an explicit --output wins over KPROBE_KAFKA_BROKERS
+	}
 	var err error
 	if c.pids, err = parsePIDs(pids); err != nil {
 		return c, err
