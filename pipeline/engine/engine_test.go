@@ -188,3 +188,16 @@ func TestPendingCommitsPrefixPerPartition(t *testing.T) {
 		t.Fatalf("%d still pending", p.len())
 	}
 }
+
+// spanMemStore is a memStore that also keeps spans, as the event log does.
+type spanMemStore struct {
+	memStore
+	spans []span.Span
+}
+
+func (s *spanMemStore) InsertSpans(_ context.Context, spans []span.Span) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.spans = append(s.spans, spans...)
+	return nil
+}

@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/correlate"
+)
+
+// TestEngineSpansFromTopic: spans arriving on a topic as the OpenTelemetry Collector's
+// Kafka exporter writes them (otlp_proto) are joined like spans sent over OTLP, and kept
+// in the store; a malformed span message is dead-lettered.
+func TestEngineSpansFromTopic(t *testing.T) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "settlement-svc")
+	rs.Resource().Attributes().PutStr("host.name", "n")
+	rs.Resource().Attributes().PutInt("process.pid", 7)
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	sp.SetSpanID(pcommon.SpanID{1, 2, 3, 4, 5, 6, 7, 8})
+	sp.SetName("settlement.process")
+	sp.SetStartTimestamp(pcommon.Timestamp(100))
+	sp.SetEndTimestamp(pcommon.Timestamp(200))
+	sp.Attributes().PutStr("settlement.id", "4821")
+	var m ptrace.ProtoMarshaler
+	value, err := m.MarshalTraces(td)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	src, out := bus.NewMemory(16), bus.NewMemory(16)
+	store := &spanMemStore{}
+	e, done := runEngine(t, Options{Source: src, Store: store, Out: out, SpansTopic: "otlp_spans",
+		FlushEvery: 10 * time.Millisecond, Correlate: correlate.Options{Lateness: time.Millisecond}})
+	src.Publish(bus.Message{Topic: "otlp_spans", Value: value})
+	src.Publish(bus.Message{Topic: "otlp_spans", Value: []byte{0xff, 0x01}})
+	time.Sleep(30 * time.Millisecond)
+	src.Publish(batch(t, ev(1, 7, 150)))
+	src.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := store.snapshot()[1]
+	if got.TraceID != "0102030405060708090a0b0c0d0e0f10" || got.Attrs["settlement.id"] != "4821" || got.Join != "pid" {
+		t.Errorf("event not joined to the span from the topic: %+v", got)
+	}
+	if len(store.spans) != 1 || store.spans[0].Name != "settlement.process" {
+		t.Errorf("stored spans = %+v, want the settlement span", store.spans)
+	}
+	if st := e.Stats(); st.Spans != 1 || st.DeadLettered != 1 {
+		t.Errorf("stats = %+v, want 1 span and 1 dead letter", st)
+	}
+	if c := src.Stats().Committed; c != 3 {
+		t.Errorf("committed %d messages, want 3", c)
+	}
+}
