@@ -147,48 +147,34 @@ func (c *Correlator) AddSpans(spans []span.Span) {
 func (c *Correlator) AddEvents(events []event.Event, emit func([]event.Event)) {
 	c.stats.EventsIn += uint64(len(events))
 	// Late events skip the buffer: merging them would move everything buffered.
-	onTime := events
 	if len(events) > 0 && c.wm != math.MinInt64 {
 		c.late = c.late[:0]
-		n := 0
 		for i := range events {
 			if events[i].TsNs <= c.wm {
-				n++
+				c.late = append(c.late, events[i])
 			}
 		}
-		if n > 0 {
+		if n := len(c.late); n > 0 {
 			c.stats.LateEvents += uint64(n)
-			if n == len(events) {
-				onTime = nil
-				c.late = append(c.late, events...)
-			} else {
-				keep := make([]event.Event, 0, len(events)-n)
-				for i := range events {
-					if events[i].TsNs <= c.wm {
-						c.late = append(c.late, events[i])
-					} else {
-						keep = append(keep, events[i])
-					}
-				}
-				onTime = keep
-			}
 			c.join(c.late)
 			emit(c.late)
 			clear(c.late)
 		}
 	}
-	for i := range onTime {
-		c.evMax = max(c.evMax, onTime[i].TsNs)
+	for i := range events {
+		if ts := events[i].TsNs; ts > c.wm || c.wm == math.MinInt64 {
+			c.evMax = max(c.evMax, ts)
+		}
 	}
-	c.buf.add(onTime)
+	c.buf.add(events, c.wm)
 
 	c.wm = max(c.wm, c.watermark())
 	if n := c.buf.readyUntil(c.wm); n > 0 {
-		c.emit(c.buf.take(n), emit)
+		c.emit(n, emit)
 	}
 	if over := c.buf.len() - c.maxEvents; over > 0 {
 		c.stats.ForcedFlushes += uint64(over)
-		c.emit(c.buf.take(over), emit)
+		c.emit(over, emit)
 	}
 	// Spans are kept for one more lateness past the watermark, for late events.
 	expired, forced := c.idx.evict(satSub(c.wm, c.lateness), c.maxSpans)
@@ -200,7 +186,7 @@ func (c *Correlator) AddEvents(events []event.Event, emit func([]event.Event)) {
 // or at shutdown. The watermark is not moved, so spans stay for events still to come.
 func (c *Correlator) Flush(emit func([]event.Event)) {
 	if n := c.buf.len(); n > 0 {
-		c.emit(c.buf.take(n), emit)
+		c.emit(n, emit)
 	}
 }
 
@@ -226,9 +212,13 @@ func (c *Correlator) watermark() int64 {
 	return max(satSub(min(c.evMax, c.spMax), c.lateness), satSub(c.evMax, c.maxSpanLag))
 }
 
-func (c *Correlator) emit(evs []event.Event, emit func([]event.Event)) {
-	c.join(evs)
-	emit(evs)
+// emit joins and hands out the first n buffered events, straight from the buffer's
+// storage: emit's contract already forbids keeping the slice.
+func (c *Correlator) emit(n int, emit func([]event.Event)) {
+	c.buf.drain(n, func(evs []event.Event) {
+		c.join(evs)
+		emit(evs)
+	})
 }
 
 func (c *Correlator) join(evs []event.Event) {

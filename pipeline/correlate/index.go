@@ -44,6 +44,27 @@ type spanList struct {
 type hostIndex struct {
 	name  string
 	lists map[uint64]*spanList
+
+	// The previous lookup's lists (nil when absent): a thread's events come in runs.
+	// Reset whenever a list of the host is created or deleted.
+	cacheOK      bool
+	cachePID     uint32
+	cacheTID     uint32
+	cacheTIDList *spanList
+	cachePIDList *spanList
+}
+
+// lookupLists returns the lists of (pid, tid) and of (pid, 0), either possibly nil.
+func (h *hostIndex) lookupLists(pid, tid uint32) (*spanList, *spanList) {
+	if !h.cacheOK || h.cachePID != pid || h.cacheTID != tid {
+		var tl *spanList
+		if tid != 0 {
+			tl = h.lists[listID(pid, tid)]
+		}
+		h.cacheOK, h.cachePID, h.cacheTID = true, pid, tid
+		h.cacheTIDList, h.cachePIDList = tl, h.lists[listID(pid, 0)]
+	}
+	return h.cacheTIDList, h.cachePIDList
 }
 
 // index holds the retained spans.
@@ -160,6 +181,7 @@ func (x *index) insert(e *entry) {
 	if l == nil {
 		l = &spanList{host: h, id: id}
 		h.lists[id] = l
+		h.cacheOK, h.cacheTIDList, h.cachePIDList = false, nil, nil
 	}
 	e.list = l
 	// Before any equal (start, end): the walk back meets the earlier arrival first, and
@@ -244,14 +266,13 @@ func (x *index) lookup(host string, pid, tid uint32, t int64, linear bool) (*ent
 	if linear {
 		find = (*spanList).innermostLinear
 	}
-	if tid != 0 {
-		if l := h.lists[listID(pid, tid)]; l != nil {
-			if e := find(l, t); e != nil {
-				return e, JoinTID
-			}
+	tl, pl := h.lookupLists(pid, tid)
+	if tl != nil {
+		if e := find(tl, t); e != nil {
+			return e, JoinTID
 		}
 	}
-	if l := h.lists[listID(pid, 0)]; l != nil {
+	if l := pl; l != nil {
 		if e := find(l, t); e != nil {
 			return e, JoinPID
 		}
@@ -331,6 +352,7 @@ func (l *spanList) compact(x *index) {
 	l.dead = 0
 	if n == 0 {
 		delete(l.host.lists, l.id)
+		l.host.cacheOK, l.host.cacheTIDList, l.host.cachePIDList = false, nil, nil
 		if len(l.host.lists) == 0 {
 			delete(x.hosts, l.host.name)
 			if x.lastHost == l.host {
