@@ -35,6 +35,7 @@ func startDrainer(r *Recorder) *drainer {
 			}
 			d.events.Add(uint64(len(b)))
 			d.writes.Add(w)
+			r.Release(b) // as pipeline/recorder does
 		}
 	}()
 	return d

@@ -73,6 +73,7 @@ type Recorder struct {
 	clock       *Clock
 	stopClock   context.CancelFunc
 	batches     chan []Event
+	free        chan []Event // batches handed back by Release, for Run to reuse
 
 	mu      sync.Mutex // guards cfg and the run/close state
 	cfg     bpfConfig
@@ -129,6 +130,7 @@ func open(ctx context.Context, opts Options, p prober) (_ *Recorder, err error) 
 		log:     log,
 		clock:   NewClock(),
 		batches: make(chan []Event, opts.QueueLen),
+		free:    make(chan []Event, opts.QueueLen+2),
 	}
 	defer func() {
 		if err != nil {
@@ -286,10 +288,14 @@ func (r *Recorder) Run(ctx context.Context) error {
 
 	var (
 		rec ringbuf.Record
-		// Decode into a reused scratch batch and hand out exact-size
-		// copies: at low rates, batches flushed by the deadline are small,
-		// and a fresh maxBatch-event slice each time would be mostly garbage.
-		batch  = make([]Event, 0, maxBatch)
+		// Decode into a scratch batch of capacity maxBatch. A full (or
+		// large) batch is handed out as is and replaced by one the
+		// consumer gave back through Release, so at steady load the
+		// reader allocates nothing. A small batch (flushed by the deadline
+		// at low rates) is copied out at its exact size when no released
+		// batch is at hand, so a consumer that never calls Release does not
+		// turn every flush into a maxBatch-event allocation.
+		batch  = r.getBatch()
 		counts [numEventTypes]uint64
 	)
 	push := func() {
@@ -302,16 +308,33 @@ func (r *Recorder) Run(ctx context.Context) error {
 				counts[t] = 0
 			}
 		}
-		out := make([]Event, len(batch))
-		copy(out, batch)
+		var out, next []Event
+		select {
+		case next = <-r.free:
+			out = batch
+		default:
+			if len(batch) < maxBatch/4 {
+				out = make([]Event, len(batch))
+				copy(out, batch)
+			} else {
+				out, next = batch, make([]Event, 0, maxBatch)
+			}
+		}
 		select {
 		case r.batches <- out:
 		default:
 			r.queueDropped.Add(uint64(len(out)))
 			r.droppedBatch.Add(1)
+			if next != nil && cap(out) == maxBatch {
+				r.Release(next) // keep the dropped batch: nobody else holds it
+				next = out
+			}
 		}
-		clear(batch) // drop references (payloads) held by the scratch batch
-		batch = batch[:0]
+		if next == nil { // out was a copy: the scratch batch stays ours
+			clear(batch) // drop references (payloads) it holds
+			next = batch
+		}
+		batch = next[:0]
 	}
 
 	r.rd.SetDeadline(time.Now().Add(flushInterval))
@@ -321,6 +344,9 @@ func (r *Recorder) Run(ctx context.Context) error {
 		case err == nil:
 			batch = batch[:len(batch)+1]
 			e := &batch[len(batch)-1]
+			// A recycled event's payload may still be referenced
+			// downstream: never let Decode write into it.
+			e.Payload = nil
 			if derr := Decode(rec.RawSample, e); derr != nil {
 				r.decodeErrors.Add(1)
 				batch = batch[:len(batch)-1]
@@ -350,8 +376,39 @@ func (r *Recorder) Run(ctx context.Context) error {
 }
 
 // Batches delivers decoded events. It is closed when Run returns (or by
-// Close, if Run never started).
+// Close, if Run never started). A consumer done with a batch may hand it
+// back with Release.
 func (r *Recorder) Batches() <-chan []Event { return r.batches }
+
+// Release gives a batch received from Batches back to the recorder for
+// reuse; the caller must not touch the batch (its Event values) afterwards.
+// Payload slices of its events are not reused and stay valid. Calling
+// Release is optional: it saves the reader an allocation per batch. It never
+// blocks.
+func (r *Recorder) Release(batch []Event) {
+	if cap(batch) != maxBatch {
+		return // an exact-size copy: not worth keeping
+	}
+	for i := range batch {
+		if batch[i].Payload != nil {
+			batch[i].Payload = nil // do not keep payloads alive in the free list
+		}
+	}
+	select {
+	case r.free <- batch[:0]:
+	default:
+	}
+}
+
+// getBatch returns an empty batch of capacity maxBatch, released or new.
+func (r *Recorder) getBatch() []Event {
+	select {
+	case b := <-r.free:
+		return b
+	default:
+		return make([]Event, 0, maxBatch)
+	}
+}
 
 // Attachments reports how each hook was attached.
 func (r *Recorder) Attachments() []Attachment {

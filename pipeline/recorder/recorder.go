@@ -77,6 +77,7 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 				r.log.Error("writing events", "err", err)
 			}
 		}
+		r.probes.Release(batch)
 	}
 	return <-errc
 }
