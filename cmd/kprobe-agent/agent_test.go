@@ -119,6 +119,12 @@ func TestRecordCommand(t *testing.T) {
 	if reads != blocks || writes != blocks {
 		t.Errorf("dd: %d reads and %d writes of %d bytes, want %d each\nrecorder said:\n%s", reads, writes, size, blocks, stderr.String())
 	}
+	for _, e := range evs {
+		if e["comm"] != "dd" {
+			t.Errorf("event of %q: only dd's own events belong in the recording (the launcher's are skipped): %v", e["comm"], e)
+			break
+		}
+	}
 	if len(pids) != 1 {
 		t.Errorf("events from %d processes, want only the launched one: %v", len(pids), pids)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 )
 
@@ -47,6 +48,20 @@ func launch(ctx context.Context, argv []string, stdout, stderr io.Writer) (*laun
 }
 
 func (l *launched) pid() uint32 { return uint32(l.cmd.Process.Pid) }
+
+// launcherComm is the kernel's name of the held child until it execs: the base name of
+// this executable, cut to the 15 bytes the kernel keeps.
+func launcherComm() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	name := filepath.Base(self)
+	if len(name) > 15 {
+		name = name[:15]
+	}
+	return name
+}
 
 // start lets the held command exec.
 func (l *launched) start() error {

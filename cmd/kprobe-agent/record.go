@@ -175,7 +175,11 @@ func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stder
 		}
 		opts.PIDs = append(opts.PIDs, child.pid())
 	}
-	rec, err := recorder.Open(ctx, recorder.Options{Logger: log, Node: cfg.node, BPF: opts})
+	ropts := recorder.Options{Logger: log, Node: cfg.node, BPF: opts}
+	if child != nil {
+		ropts.LauncherPID, ropts.LauncherComm = child.pid(), launcherComm()
+	}
+	rec, err := recorder.Open(ctx, ropts)
 	if err != nil {
 		if child != nil {
 			child.release.Close() // the held child exits without running the command
@@ -221,6 +225,9 @@ func printSummary(w io.Writer, s recorder.Summary) {
 	fmt.Fprintf(w, "recorded %d events: %s\n", total, strings.Join(parts, " "))
 	fmt.Fprintf(w, "lost: kernel=%d (ring buffer full) userspace=%d (queue full) sink_errors=%d\n",
 		s.KernelLost, s.QueueDropped, s.SinkErrors)
+	if s.Launcher > 0 {
+		fmt.Fprintf(w, "skipped %d events of the launcher before it started the command\n", s.Launcher)
+	}
 	att := append([]bpf.Attachment(nil), s.Attachments...)
 	sort.Slice(att, func(i, j int) bool { return att[i].Hook < att[j].Hook })
 	for _, a := range att {

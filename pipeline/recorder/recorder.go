@@ -21,6 +21,11 @@ type Options struct {
 	Logger *slog.Logger
 	Node   string // defaults to the host name
 	BPF    bpf.Options
+	// Launcher names a process that runs as a launcher (comm LauncherComm) until it execs
+	// the recorded command: its events before the exec are the launcher's, not the
+	// command's, and are skipped (and counted).
+	LauncherPID  uint32
+	LauncherComm string
 }
 
 // Recorder records kernel events and converts them for the pipeline.
@@ -30,6 +35,11 @@ type Recorder struct {
 	probes     *bpf.Recorder
 	counts     [8]atomic.Uint64
 	sinkErrors atomic.Uint64
+
+	launcherPID  uint32
+	launcherComm string
+	execSeen     bool
+	launcher     atomic.Uint64
 }
 
 // Open loads and attaches the probes.
@@ -49,7 +59,8 @@ func Open(ctx context.Context, opts Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p}, nil
+	return &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p,
+		launcherPID: opts.LauncherPID, launcherComm: opts.LauncherComm}, nil
 }
 
 // Node is the node name stamped on every event.
@@ -68,6 +79,9 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 	for batch := range r.probes.Batches() {
 		buf = buf[:0]
 		for i := range batch {
+			if r.fromLauncher(&batch[i]) {
+				continue
+			}
 			buf = append(buf, event.Event{})
 			Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
 			r.counts[buf[len(buf)-1].Type&7].Add(1)
@@ -82,6 +96,21 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 	return <-errc
 }
 
+// fromLauncher reports whether a sample is the launcher's, before it exec'd the command.
+// Samples are in reservation order, so the first one of that pid under another comm marks
+// the exec.
+func (r *Recorder) fromLauncher(e *bpf.Event) bool {
+	if r.launcherPID == 0 || r.execSeen || e.PID != r.launcherPID {
+		return false
+	}
+	if e.Comm != r.launcherComm {
+		r.execSeen = true
+		return false
+	}
+	r.launcher.Add(1)
+	return true
+}
+
 // Close detaches the probes.
 func (r *Recorder) Close() error { return r.probes.Close() }
 
@@ -91,6 +120,7 @@ type Summary struct {
 	KernelLost   uint64
 	QueueDropped uint64
 	SinkErrors   uint64
+	Launcher     uint64 // events of the launcher before it exec'd the command, skipped
 	Attachments  []bpf.Attachment
 }
 
@@ -102,6 +132,7 @@ func (r *Recorder) Summary() Summary {
 		KernelLost:   st.KernelLost,
 		QueueDropped: st.QueueDropped,
 		SinkErrors:   r.sinkErrors.Load(),
+		Launcher:     r.launcher.Load(),
 		Attachments:  r.probes.Attachments(),
 	}
 	for _, t := range event.Types() {

@@ -94,3 +94,24 @@ func TestPublishGroupsByTopicAndProcess(t *testing.T) {
 		t.Errorf("full bus: sent %d dropped %d, want 1 and 2", sent, dropped)
 	}
 }
+
+func TestFromLauncherSkipsUntilExec(t *testing.T) {
+	r := &Recorder{launcherPID: 7, launcherComm: "kprobe-agent"}
+	steps := []struct {
+		e    bpf.Event
+		skip bool
+	}{
+		{bpf.Event{PID: 8, Comm: "kprobe-agent"}, false}, // another process
+		{bpf.Event{PID: 7, Comm: "kprobe-agent"}, true},  // the launcher, before exec
+		{bpf.Event{PID: 7, Comm: "dd"}, false},           // the exec'd command
+		{bpf.Event{PID: 7, Comm: "kprobe-agent"}, false}, // after exec: the command's, whatever its name
+	}
+	for i, s := range steps {
+		if got := r.fromLauncher(&s.e); got != s.skip {
+			t.Errorf("step %d (%+v): skipped = %v, want %v", i, s.e, got, s.skip)
+		}
+	}
+	if r.launcher.Load() != 1 {
+		t.Errorf("counted %d launcher events, want 1", r.launcher.Load())
+	}
+}
