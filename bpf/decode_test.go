@@ -234,3 +234,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestRestartedSyscall(t *testing.T) {
+	tests := []struct {
+		e    Event
+		want bool
+	}{
+		{Event{Type: EventRead, Ret: -512, Errno: 512}, true},
+		{Event{Type: EventWrite, Ret: -516, Errno: 516}, true},
+		{Event{Type: EventRead, Ret: -4, Errno: 4}, false}, // EINTR is what the program saw
+		{Event{Type: EventRead, Ret: 512}, false},          // 512 bytes read
+		{Event{Type: EventTCPRecv, Ret: -512, Errno: 512}, false},
+	}
+	for _, tt := range tests {
+		if got := restartedSyscall(&tt.e); got != tt.want {
+			t.Errorf("restartedSyscall(%+v) = %v, want %v", tt.e, got, tt.want)
+		}
+	}
+}

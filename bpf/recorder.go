@@ -60,6 +60,10 @@ type Stats struct {
 	QueueDropped        uint64 // events in batches dropped because the queue was full
 	QueueDroppedBatches uint64
 	DecodeErrors        uint64
+	// Restarted counts read/write attempts that a signal interrupted and the kernel
+	// restarted (ERESTART* results, which no program ever sees): the restarted attempt
+	// is the one recorded, as the program saw it.
+	Restarted uint64
 }
 
 // Recorder owns the loaded probes, their links and the ring-buffer reader.
@@ -89,6 +93,7 @@ type Recorder struct {
 	queueDropped atomic.Uint64
 	droppedBatch atomic.Uint64
 	decodeErrors atomic.Uint64
+	restarted    atomic.Uint64
 }
 
 // Open checks kernel features, loads and attaches the probes and opens the
@@ -352,6 +357,11 @@ func (r *Recorder) Run(ctx context.Context) error {
 				batch = batch[:len(batch)-1]
 				continue
 			}
+			if restartedSyscall(e) {
+				r.restarted.Add(1)
+				batch = batch[:len(batch)-1]
+				continue
+			}
 			counts[e.Type]++
 			if len(batch) == maxBatch {
 				push()
@@ -426,6 +436,7 @@ func (r *Recorder) Stats() Stats {
 		QueueDropped:        r.queueDropped.Load(),
 		QueueDroppedBatches: r.droppedBatch.Load(),
 		DecodeErrors:        r.decodeErrors.Load(),
+		Restarted:           r.restarted.Load(),
 	}
 	for _, t := range EventTypes() {
 		n := r.received[t].Load()
@@ -546,4 +557,19 @@ func (r *Recorder) Close() error {
 		r.closeErr = errors.Join(errs...)
 	})
 	return r.closeErr
+}
+
+// restartedSyscall reports a read/write whose result is one of the kernel's internal
+// restart codes (ERESTARTSYS 512, ERESTARTNOINTR 513, ERESTARTNOHAND 514,
+// ERESTART_RESTARTBLOCK 516): a signal interrupted it and the kernel runs it again (or
+// turns the code into EINTR, which the sched_switch and the next attempt still show).
+func restartedSyscall(e *Event) bool {
+	if e.Type != EventRead && e.Type != EventWrite {
+		return false
+	}
+	switch e.Errno {
+	case 512, 513, 514, 516:
+		return true
+	}
+	return false
 }

@@ -225,6 +225,9 @@ func printSummary(w io.Writer, s recorder.Summary) {
 	fmt.Fprintf(w, "recorded %d events: %s\n", total, strings.Join(parts, " "))
 	fmt.Fprintf(w, "lost: kernel=%d (ring buffer full) userspace=%d (queue full) sink_errors=%d\n",
 		s.KernelLost, s.QueueDropped, s.SinkErrors)
+	if s.Restarted > 0 {
+		fmt.Fprintf(w, "restarted: %d reads/writes interrupted by a signal and restarted by the kernel (the restarted attempt is recorded)\n", s.Restarted)
+	}
 	if s.Launcher > 0 {
 		fmt.Fprintf(w, "skipped %d events of the launcher before it started the command\n", s.Launcher)
 	}

@@ -121,6 +121,7 @@ type Summary struct {
 	QueueDropped uint64
 	SinkErrors   uint64
 	Launcher     uint64 // events of the launcher before it exec'd the command, skipped
+	Restarted    uint64 // interrupted read/write attempts the kernel restarted, not recorded
 	Attachments  []bpf.Attachment
 }
 
@@ -133,6 +134,7 @@ func (r *Recorder) Summary() Summary {
 		QueueDropped: st.QueueDropped,
 		SinkErrors:   r.sinkErrors.Load(),
 		Launcher:     r.launcher.Load(),
+		Restarted:    st.Restarted,
 		Attachments:  r.probes.Attachments(),
 	}
 	for _, t := range event.Types() {
