@@ -286,11 +286,17 @@ func (e *Engine) write(ctx context.Context, all bool) error {
 		clear(e.out)
 		e.out = e.out[:0]
 	}
-	mark := e.corr.Watermark()
-	if all {
-		mark = 1<<63 - 1
+	// Kernel batches are safe once the correlator has emitted past them (everything, after
+	// a flush). Span messages are safe only once no future event can join them: a flush
+	// does not change that, so after a restart they are read again (and deduplicated).
+	wm := e.corr.Watermark()
+	markOf := func(topic string) int64 {
+		if all && topic != e.opts.SpansTopic {
+			return 1<<63 - 1
+		}
+		return wm
 	}
-	if ready := e.pend.ready(mark); len(ready) > 0 {
+	if ready := e.pend.ready(markOf); len(ready) > 0 {
 		if err := e.opts.Source.Commit(ctx, ready...); err != nil {
 			return fmt.Errorf("committing offsets: %w", err)
 		}

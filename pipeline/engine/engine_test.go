@@ -169,7 +169,7 @@ func TestPendingCommitsPrefixPerPartition(t *testing.T) {
 	p.add(m(0, 1), 30)
 	p.add(m(0, 2), 20)
 	p.add(m(1, 0), 5)
-	got := p.ready(25)
+	got := p.ready(func(string) int64 { return 25 })
 	offs := map[int]int64{}
 	for _, g := range got {
 		offs[g.Partition] = g.Offset
@@ -178,10 +178,10 @@ func TestPendingCommitsPrefixPerPartition(t *testing.T) {
 		t.Fatalf("ready(25) = %+v, want partition 0 offset 0 and partition 1 offset 0", got)
 	}
 	// Offset 2 is safe but waits behind offset 1.
-	if got := p.ready(25); len(got) != 0 {
+	if got := p.ready(func(string) int64 { return 25 }); len(got) != 0 {
 		t.Fatalf("ready again = %+v, want nothing", got)
 	}
-	if got := p.ready(31); len(got) != 1 || got[0].Offset != 2 {
+	if got := p.ready(func(string) int64 { return 31 }); len(got) != 1 || got[0].Offset != 2 {
 		t.Fatalf("ready(31) = %+v, want offset 2", got)
 	}
 	if p.len() != 0 {

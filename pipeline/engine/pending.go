@@ -27,11 +27,13 @@ func (p *pending) add(m bus.Message, until int64) {
 	p.parts[k] = append(p.parts[k], held{msg: m, until: until})
 }
 
-// ready pops, per partition, the longest prefix whose messages are safe below mark, and
-// returns the last message of each prefix (committing it commits the ones before it).
-func (p *pending) ready(mark int64) []bus.Message {
+// ready pops, per partition, the longest prefix whose messages are safe below the mark of
+// their topic, and returns the last message of each prefix (committing it commits the
+// ones before it).
+func (p *pending) ready(markOf func(topic string) int64) []bus.Message {
 	var out []bus.Message
 	for k, q := range p.parts {
+		mark := markOf(k.topic)
 		n := 0
 		for n < len(q) && q[n].until < mark {
 			n++

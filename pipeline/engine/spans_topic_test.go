@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -33,7 +34,7 @@ func TestEngineSpansFromTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src, out := bus.NewMemory(16), bus.NewMemory(16)
+	src, out := &recordingSource{Memory: bus.NewMemory(16)}, bus.NewMemory(16)
 	store := &spanMemStore{}
 	e, done := runEngine(t, Options{Source: src, Store: store, Out: out, SpansTopic: "otlp_spans",
 		FlushEvery: 10 * time.Millisecond, Correlate: correlate.Options{Lateness: time.Millisecond}})
@@ -55,7 +56,12 @@ func TestEngineSpansFromTopic(t *testing.T) {
 	if st := e.Stats(); st.Spans != 1 || st.DeadLettered != 1 {
 		t.Errorf("stats = %+v, want 1 span and 1 dead letter", st)
 	}
-	if c := src.Stats().Committed; c != 3 {
-		t.Errorf("committed %d messages, want 3", c)
+	// The kernel batch (offset 2) is written, so committed; the span message (offset 0)
+	// could still join events that arrive later, so it stays uncommitted (a restart reads
+	// it again) and holds back the dead letter behind it in its partition.
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if diff := cmp.Diff([]int64{2}, src.committed); diff != "" {
+		t.Errorf("committed offsets (-want +got):\n%s", diff)
 	}
 }
