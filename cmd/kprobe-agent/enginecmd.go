@@ -13,7 +13,6 @@ import (
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
-	"github.com/kprobe/kprobe/pipeline/otlp"
 	"github.com/kprobe/kprobe/pipeline/transport/kafka"
 )
 
@@ -90,15 +89,13 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if grpcAddr != "" || httpAddr != "" {
-		recv, err := otlp.NewReceiver(otlp.ReceiverOptions{Logger: log, GRPCAddr: grpcAddr, HTTPAddr: httpAddr}, eng.AddSpans)
-		if err != nil {
-			return fmt.Errorf("starting OTLP receiver: %w", err)
-		}
-		go recv.Run(ctx)
+	stopOTLP, err := serveOTLP(ctx, log, grpcAddr, httpAddr, eng.AddSpans)
+	if err != nil {
+		return err
 	}
 	log.Info("engine running", "kafka", brokers, "group", group, "topics", topics)
 	runErr := eng.Run(ctx)
+	stopOTLP()
 	es := eng.Stats()
 	fmt.Fprintf(stderr, "engine: messages=%d events=%d spans=%d written=%d dead_lettered=%d commits=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Messages, es.Events, es.Spans, es.Written, es.DeadLettered, es.Commits,

@@ -13,7 +13,6 @@ import (
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
-	"github.com/kprobe/kprobe/pipeline/otlp"
 	"github.com/kprobe/kprobe/pipeline/recorder"
 )
 
@@ -73,25 +72,14 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	stopOTLP, err := serveOTLP(ctx, log, grpcAddr, httpAddr, eng.AddSpans)
+	if err != nil {
+		return err
+	}
+	defer stopOTLP()
 	engDone := make(chan error, 1)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
-
-	var recvDone chan error
-	if grpcAddr != "" || httpAddr != "" {
-		recv, err := otlp.NewReceiver(otlp.ReceiverOptions{Logger: log, GRPCAddr: grpcAddr, HTTPAddr: httpAddr}, eng.AddSpans)
-		if err != nil {
-			return fmt.Errorf("starting OTLP receiver: %w", err)
-		}
-		recvDone = make(chan error, 1)
-		recvCtx, stopRecv := context.WithCancel(context.WithoutCancel(ctx))
-		defer stopRecv()
-		go func() { recvDone <- recv.Run(recvCtx) }()
-		defer func() {
-			stopRecv()
-			<-recvDone
-		}()
-	}
 
 	rec, child, err := openRecorder(ctx, cfg, log, stderr)
 	if err != nil {
