@@ -69,8 +69,12 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 
 func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.Event, top int) {
 	dur := time.Duration(s.EndNs - s.StartNs)
-	fmt.Fprintf(w, "#%d settlement %s  %v  (%s pid %d on %s, trace %s, %d spans)\n",
-		rank, s.ID, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans)
+	spans := "spans"
+	if s.Spans == 1 {
+		spans = "span"
+	}
+	fmt.Fprintf(w, "#%d settlement %s  %v  (%s pid %d on %s, trace %s, %d %s)\n",
+		rank, s.ID, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans, spans)
 	if len(evs) == 0 {
 		fmt.Fprintln(w, "    no kernel events joined (was the process recorded?)")
 		return
@@ -117,7 +121,11 @@ func describe(e *event.Event) string {
 		if e.Preempted {
 			return fmt.Sprintf("preempted by %s (pid %d), run-queue delay %v", e.NextComm, e.NextPID, time.Duration(e.RunqDelayNs))
 		}
-		return fmt.Sprintf("blocked off-CPU, woken by pid %d, run-queue delay %v", e.WakerPID, time.Duration(e.RunqDelayNs))
+		waker := fmt.Sprintf("pid %d", e.WakerPID)
+		if e.WakerPID == 0 {
+			waker = "the kernel (interrupt or timer)"
+		}
+		return fmt.Sprintf("blocked off-CPU, woken by %s, run-queue delay %v", waker, time.Duration(e.RunqDelayNs))
 	case event.TypePageFault:
 		kind := "user"
 		if e.KernelFault {
