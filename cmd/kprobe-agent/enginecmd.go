@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/correlate"
@@ -57,7 +56,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if clickhouse != "" {
 		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
 	} else {
-		store, err = eventlog.OpenEmbedded(ctx, filepath.Join(data, "events"), eventlog.Options{Logger: log, RetentionDays: retention})
+		store, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
 	}
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/bus"
@@ -60,7 +59,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer cancel()
 	}
 
-	store, err := eventlog.OpenEmbedded(ctx, filepath.Join(data, "events"), eventlog.Options{Logger: log, RetentionDays: retention})
+	store, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
 	if err != nil {
 		return err
 	}
@@ -106,7 +105,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "bus: published=%d dropped=%d\n", sent, dropped+mem.Stats().Dropped)
 	fmt.Fprintf(stderr, "engine: spans=%d events=%d written=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Spans, es.Events, es.Written, es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
-	fmt.Fprintf(stderr, "event log: %s\n", filepath.Join(data, "events"))
+	fmt.Fprintf(stderr, "event log: %s\n", eventlog.EmbeddedDir(data))
 
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -30,7 +29,7 @@ func (s *storeFlags) open(ctx context.Context) (eventlog.Store, error) {
 	case s.clickhouse != "":
 		return eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{})
 	case s.data != "":
-		dir := EventsDir(s.data)
+		dir := eventlog.EmbeddedDir(s.data)
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.data, s.data)
 		}
@@ -38,10 +37,6 @@ func (s *storeFlags) open(ctx context.Context) (eventlog.Store, error) {
 	}
 	return nil, fmt.Errorf("no store given: use --data DIR or --clickhouse ADDR")
 }
-
-// EventsDir is where the embedded event log lives under a data directory; it must match
-// kprobe-agent standalone.
-func EventsDir(data string) string { return filepath.Join(data, "events") }
 
 // parseTime accepts RFC 3339 (with fractions) or integer nanoseconds since the epoch.
 func parseTime(flagName, v string) (int64, error) {

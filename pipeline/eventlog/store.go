@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -80,3 +81,7 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	return o, nil
 }
+
+// EmbeddedDir is where the embedded event log lives under a kprobe data directory (the
+// --data of `kprobe-agent standalone` and `engine`, and of `kprobe-tui`).
+func EmbeddedDir(data string) string { return filepath.Join(data, "events") }
