@@ -2,7 +2,7 @@ package bpf
 
 // Regenerate the probes (needs clang, llvm and libbpf-dev):
 //
-//	./gen_vmlinux.sh   # refresh headers/vmlinux.h from the running kernel's BTF
+//	make vmlinux       # refresh the pinned headers/vmlinux.h, on purpose only
 //	go generate ./bpf/...
 //
 // The generated bpf_x86_bpfel.go and bpf_x86_bpfel.o are committed so that
