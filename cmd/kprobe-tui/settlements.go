@@ -36,7 +36,7 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 	if top <= 0 {
 		return fmt.Errorf("--top %d: want at least 1", top)
 	}
-	q := eventlog.SettlementQuery{Limit: top}
+	q := eventlog.SpanGroupQuery{Key: "settlement.id", Limit: top}
 	var err error
 	if q.From, err = parseTime("from", from); err != nil {
 		return err
@@ -49,7 +49,7 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer store.Close()
-	sts, err := store.Settlements(ctx, q)
+	sts, err := store.SpanGroups(ctx, q)
 	if err != nil {
 		return err
 	}
@@ -58,7 +58,7 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 		return nil
 	}
 	for i, s := range sts {
-		evs, err := store.Events(ctx, eventlog.Query{AttrKey: "settlement.id", AttrValue: s.ID})
+		evs, err := store.Events(ctx, eventlog.Query{AttrKey: "settlement.id", AttrValue: s.Value})
 		if err != nil {
 			return err
 		}
@@ -67,14 +67,14 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.Event, top int) {
+func writeSettlement(w io.Writer, rank int, s eventlog.SpanGroup, evs []event.Event, top int) {
 	dur := time.Duration(s.EndNs - s.StartNs)
 	spans := "spans"
 	if s.Spans == 1 {
 		spans = "span"
 	}
 	fmt.Fprintf(w, "#%d settlement %s  %v  (%s pid %d on %s, trace %s, %d %s)\n",
-		rank, s.ID, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans, spans)
+		rank, s.Value, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans, spans)
 	if len(evs) == 0 {
 		fmt.Fprintln(w, "    no kernel events joined (was the process recorded?)")
 		return

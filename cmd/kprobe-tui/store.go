@@ -22,7 +22,7 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.clickhouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port (instead of --data)")
 }
 
-func (s *storeFlags) open(ctx context.Context) (eventlog.Store, error) {
+func (s *storeFlags) open(ctx context.Context) (*eventlog.Log, error) {
 	switch {
 	case s.data != "" && s.clickhouse != "":
 		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
