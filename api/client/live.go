@@ -76,4 +76,3 @@ func (l *LiveStream) Next() (LiveUpdate, error) {
 
 // Close ends the subscription.
 func (l *LiveStream) Close() error { return l.stream.Close() }
-

@@ -8,9 +8,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/kprobe/kprobe/api/client"
 	kprobev1 "github.com/kprobe/kprobe/api/kprobe/v1"
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
-	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/api/server"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )

@@ -20,9 +20,9 @@ import (
 	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/kprobe/kprobe/api/client"
 	kprobev1 "github.com/kprobe/kprobe/api/kprobe/v1"
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
-	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/api/server"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
