@@ -59,7 +59,7 @@ type Engine struct {
 	// belongs to Run's goroutine, and Stats may be called from any.
 	corrStats atomic.Pointer[correlate.Stats]
 	lastIn    time.Time
-	flushed bool
+	flushed   bool
 }
 
 type stats struct {
