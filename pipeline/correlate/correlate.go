@@ -42,17 +42,17 @@ type Options struct {
 // Stats are the correlator's counters. Every event emitted is counted once under a
 // Joined* (how) or an Unmatched* (why not) counter.
 type Stats struct {
-	EventsIn          uint64
-	JoinedTID         uint64 // the span's thread.id is the event's thread
-	JoinedThreadName  uint64 // the span's thread.name is the event's thread's name
-	JoinedOnCPU       uint64 // the event's thread was on a CPU when the span started or ended
-	JoinedPID         uint64 // on the process alone (the span's process.pid)
-	JoinedPeerPID     uint64 // on the process alone, found from the span's OTLP connection
-	Unmatched         uint64 // emitted with Join "": the sum of the four below
-	UnmatchedNoHost   uint64 // no span came from the event's node
-	UnmatchedNoPID    uint64 // no span names the event's process
-	UnmatchedThread   uint64 // its process's spans covered the time, on other threads
-	UnmatchedNoSpan   uint64 // no span of its process covered the time
+	EventsIn         uint64
+	JoinedTID        uint64 // the span's thread.id is the event's thread
+	JoinedThreadName uint64 // the span's thread.name is the event's thread's name
+	JoinedOnCPU      uint64 // the event's thread was on a CPU when the span started or ended
+	JoinedPID        uint64 // on the process alone (the span's process.pid)
+	JoinedPeerPID    uint64 // on the process alone, found from the span's OTLP connection
+	Unmatched        uint64 // emitted with Join "": the sum of the four below
+	UnmatchedNoHost  uint64 // no span came from the event's node
+	UnmatchedNoPID   uint64 // no span names the event's process
+	UnmatchedThread  uint64 // its process's spans covered the time, on other threads
+	UnmatchedNoSpan  uint64 // no span of its process covered the time
 	// LateEvents arrived behind the watermark: they were joined against the spans still
 	// held and emitted at once.
 	LateEvents uint64

@@ -74,14 +74,14 @@ func TestJoinRuntimeThreads(t *testing.T) {
 			},
 		},
 		{
-			name: "long thread names are matched as the kernel cuts them",
-			spans: []span.Span{runtimeSpan("w", 0, 100, 40, "settlement-worker-main")},
+			name:   "long thread names are matched as the kernel cuts them",
+			spans:  []span.Span{runtimeSpan("w", 0, 100, 40, "settlement-worker-main")},
 			events: []event.Event{onThread(50, 101, "settlement-work"), onThread(50, 102, "other")},
 			want:   map[[2]int64]string{{50, 101}: "w/thread_name", {50, 102}: "/"},
 		},
 		{
-			name: "a thread.id that is an OS thread of the process wins over its name",
-			spans: []span.Span{runtimeSpan("w", 0, 100, 101, "renamed")},
+			name:   "a thread.id that is an OS thread of the process wins over its name",
+			spans:  []span.Span{runtimeSpan("w", 0, 100, 101, "renamed")},
 			events: []event.Event{onThread(50, 101, "worker"), onThread(50, 102, "renamed")},
 			want:   map[[2]int64]string{{50, 101}: "w/tid", {50, 102}: "/"},
 		},
