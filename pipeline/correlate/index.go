@@ -298,9 +298,20 @@ func (l *spanList) fix() {
 	l.clean = len(l.spans)
 }
 
+// grade is how well a span fits an event's thread: a span that fits by evidence (its
+// thread, its name, on-CPU) is preferred to one that merely does not contradict it.
+type grade uint8
+
+const (
+	gradeNo grade = iota
+	gradeWeak
+	gradeStrong
+)
+
 // innermost returns the latest-starting live span of l that contains t and that ok
-// accepts (nil accepts every span); covered reports whether any live span contains t.
-func (l *spanList) innermost(t int64, ok func(*entry) bool) (e *entry, covered bool) {
+// grades strong, else the latest-starting graded weak (nil ok grades every span
+// strong); covered reports whether any live span contains t.
+func (l *spanList) innermost(t int64, ok func(*entry) grade) (e *entry, covered bool) {
 	if l.clean < len(l.spans) {
 		l.fix()
 	}
@@ -314,35 +325,52 @@ func (l *spanList) innermost(t int64, ok func(*entry) bool) (e *entry, covered b
 			hi = m
 		}
 	}
+	var weak *entry
 	for i := lo - 1; i >= 0 && l.maxEnd[i] >= t; i-- {
 		if e := spans[i]; e.s.EndNs >= t && !e.evicted {
-			if ok == nil || ok(e) {
-				return e, true
-			}
 			covered = true
+			g := gradeStrong
+			if ok != nil {
+				g = ok(e)
+			}
+			switch {
+			case g == gradeStrong:
+				return e, true
+			case g == gradeWeak && weak == nil:
+				weak = e
+			}
 		}
 	}
-	return nil, covered
+	return weak, covered
 }
 
 // innermostLinear is innermost by a scan of every span of the list: the baseline the
 // benchmark compares against, and an oracle for tests. On a tie of start and end the
 // last in the list wins, as in innermost.
-func (l *spanList) innermostLinear(t int64, ok func(*entry) bool) (best *entry, covered bool) {
+func (l *spanList) innermostLinear(t int64, ok func(*entry) grade) (*entry, bool) {
+	var best [gradeStrong + 1]*entry
+	covered := false
 	for _, e := range l.spans {
 		if e.evicted || e.s.StartNs > t || e.s.EndNs < t {
 			continue
 		}
 		covered = true
-		if ok != nil && !ok(e) {
+		g := gradeStrong
+		if ok != nil {
+			g = ok(e)
+		}
+		if g == gradeNo {
 			continue
 		}
-		if best == nil || e.s.StartNs > best.s.StartNs ||
-			(e.s.StartNs == best.s.StartNs && e.s.EndNs <= best.s.EndNs) {
-			best = e
+		if b := best[g]; b == nil || e.s.StartNs > b.s.StartNs ||
+			(e.s.StartNs == b.s.StartNs && e.s.EndNs <= b.s.EndNs) {
+			best[g] = e
 		}
 	}
-	return best, covered
+	if best[gradeStrong] != nil {
+		return best[gradeStrong], covered
+	}
+	return best[gradeWeak], covered
 }
 
 // lookup finds the span an event belongs to and how it was joined, or why none.
@@ -368,13 +396,14 @@ func (x *index) lookup(ev *event.Event, evMax int64, linear bool) (*entry, strin
 		return nil, "", missPID
 	}
 	j := threadJudge{ev: ev, proc: x.procs[procKey{ev.Node, ev.PID}], evMax: evMax}
-	e, covered := find(pl, ev.TsNs, j.accept)
+	e, covered := find(pl, ev.TsNs, j.grade)
 	if e == nil {
 		if covered {
 			return nil, "", missThread
 		}
 		return nil, "", missSpanInTime
 	}
+	j.grade(e) // again for the chosen span: the walk may have judged others since
 	return e, j.how, missNone
 }
 
@@ -387,27 +416,27 @@ type threadJudge struct {
 	how   string
 }
 
-func (j *threadJudge) accept(e *entry) bool {
+func (j *threadJudge) grade(e *entry) grade {
 	p, ev := j.proc, j.ev
 	if p == nil {
 		j.how = processJoin(e)
-		return true
+		return gradeWeak
 	}
 	if e.s.TID != 0 && e.s.TID != ev.TID && p.threads[e.s.TID] != nil {
-		return false // it names another of the process's threads
+		return gradeNo // it names another of the process's threads
 	}
 	if e.s.TID == ev.TID && e.s.TID != 0 {
 		j.how = JoinTID
-		return true
+		return gradeStrong
 	}
 	narrowed := false
 	if e.comm != "" {
 		switch n := p.byComm[e.comm]; {
 		case n == 1 && ev.Comm == e.comm:
 			j.how = JoinThreadName
-			return true
+			return gradeStrong
 		case n >= 1 && ev.Comm != e.comm:
-			return false // it names a thread by a name this one does not bear
+			return gradeNo // it names a thread by a name this one does not bear
 		case n > 1:
 			narrowed = true // one of several threads of that name: which one, on-CPU says
 		}
@@ -416,19 +445,19 @@ func (j *threadJudge) accept(e *entry) bool {
 	if th != nil && j.cpuFilter(e) {
 		s, end := th.at(e.s.StartNs), th.at(e.s.EndNs)
 		if s == cpuOff || end == cpuOff {
-			return false
+			return gradeNo
 		}
 		if s == cpuOn || end == cpuOn {
 			j.how = JoinOnCPU
-			return true
+			return gradeStrong
 		}
 	}
 	if narrowed {
 		j.how = JoinThreadName
-		return true
+		return gradeWeak
 	}
 	j.how = processJoin(e)
-	return true
+	return gradeWeak
 }
 
 // cpuFilter reports whether on-CPU evidence may exclude threads from e: only when at
