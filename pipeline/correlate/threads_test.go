@@ -185,3 +185,30 @@ func TestExplain(t *testing.T) {
 		t.Errorf("Explain (-want +got):\n%s", diff)
 	}
 }
+
+func TestWhyNoEvents(t *testing.T) {
+	joined := onThread(1, 101, "x")
+	joined.Join = JoinTID
+	tests := []struct {
+		name     string
+		host     string
+		pid      uint32
+		during   []event.Event
+		recorded bool
+		want     string
+	}{
+		{"no host", "", 7, nil, false, "no kernel events joined: no host (its spans carry no host.name and were not sent to this node's receiver)"},
+		{"no pid", "n", 0, nil, false, "no kernel events joined: no pid (its spans carry no process.pid and were not sent straight from the process to this node's receiver)"},
+		{"recorded, joined elsewhere", "n", 7, []event.Event{joined}, true, "no kernel events joined, though pid 7 had 1 while it ran: all joined other spans of the process (other threads' requests)"},
+		{"recorded, unjoined", "n", 7, []event.Event{joined, onThread(2, 102, "y")}, true, "no kernel events joined, though pid 7 had 2 while it ran (1 unjoined): unknown thread, or its spans came later than --lateness (see the agent's 'why:' lines)"},
+		{"recorded, idle", "n", 7, nil, true, "no kernel events joined: pid 7 was recorded but did nothing the recorder hooks while it ran"},
+		{"not recorded", "n", 7, nil, false, "no kernel events joined: pid 7 on n was not recorded (select it with --pid 7 or --comm NAME)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := WhyNoEvents(tt.host, tt.pid, tt.during, tt.recorded); got != tt.want {
+				t.Errorf("WhyNoEvents = %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
