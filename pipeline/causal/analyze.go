@@ -95,7 +95,9 @@ func rootSpans(spans []span.Span) []*span.Span {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b *span.Span) int { return cmp.Or(cmp.Compare(a.StartNs, b.StartNs), cmp.Compare(b.EndNs, a.EndNs)) })
+	slices.SortFunc(out, func(a, b *span.Span) int {
+		return cmp.Or(cmp.Compare(a.StartNs, b.StartNs), cmp.Compare(b.EndNs, a.EndNs))
+	})
 	return out
 }
 
@@ -215,7 +217,9 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 		c.Summary = summary(&c, a.c, r, idx)
 		out = append(out, c)
 	}
-	slices.SortFunc(out, func(x, y Cause) int { return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key)) })
+	slices.SortFunc(out, func(x, y Cause) int {
+		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key))
+	})
 	return out
 }
 

@@ -54,7 +54,7 @@ type causeInfo struct {
 	resourceID string
 	resNode    *Node
 	file       *FileKey // storage: the file
-	path       []Step // steps after the subject's span
+	path       []Step   // steps after the subject's span
 	detail     string
 }
 
