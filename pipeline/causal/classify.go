@@ -79,7 +79,9 @@ func (an *analyzer) threadMarks(v *threadView, from, to int64, conf float64, joi
 			continue
 		}
 		if n := len(episode); n > 0 {
-			if act, ok := v.firstAfter(episode[n-1].b); ok && act.a < o.a {
+			prev := episode[n-1].b
+			act, ok := v.firstAfter(prev)
+			if ok && act.a < o.a || v.onCPU(prev, o.a) > episodeGapNs || lastEvent(v.faults, o.a) != nil && lastEvent(v.faults, o.a).TsNs >= prev {
 				flush()
 			}
 		}

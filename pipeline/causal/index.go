@@ -96,7 +96,9 @@ func (x *Index) Add(evs []event.Event) {
 		if p := x.procs[k.Proc()]; e.Comm != "" && (p.comm == "" || e.TID == e.PID) {
 			p.comm = e.Comm // the main thread's name names the process
 		}
-		s.add(e)
+		if !s.add(e) {
+			continue
+		}
 		x.n++
 		switch e.Type {
 		case event.TypeTCPSend, event.TypeTCPRecv:
@@ -125,15 +127,22 @@ func (x *Index) Add(evs []event.Event) {
 // add appends, keeping time order: events of one thread arrive nearly sorted (a switch
 // is reported when the thread runs again, a syscall when it returns), so the insertion
 // walks back a few places at most.
-func (s *series) add(e event.Event) {
-	s.evs = append(s.evs, e)
-	i := len(s.evs) - 1
+// It reports false for an event it already holds (a re-read batch, a retried write).
+func (s *series) add(e event.Event) bool {
+	i := len(s.evs)
 	for i > 0 && s.evs[i-1].TsNs > e.TsNs {
-		s.evs[i] = s.evs[i-1]
 		i--
 	}
+	for j := i - 1; j >= 0 && s.evs[j].TsNs == e.TsNs; j-- {
+		if s.evs[j].ID == e.ID {
+			return false
+		}
+	}
+	s.evs = append(s.evs, event.Event{})
+	copy(s.evs[i+1:], s.evs[i:])
 	s.evs[i] = e
 	s.maxDur = max(s.maxDur, int64(e.DurNs))
+	return true
 }
 
 // window returns the events that may overlap [from, to): those starting before to and

@@ -20,6 +20,9 @@ const (
 	faultGapNs = 50_000
 	// A block that begins this soon after a page fault, in no syscall, is the fault's.
 	faultShadowNs = 30_000
+	// Blocks with no traced activity and at most this much time on CPU between them are
+	// one wait (a runtime's spurious wake-ups).
+	episodeGapNs = 200_000
 	// A block ended by data on a socket: the receive must follow the wake-up this soon.
 	recvAfterWakeNs = 1_000_000
 	// Events this far around a window are read for context (what came before a block).
