@@ -235,7 +235,7 @@ func TestSinkForwardsAfterTheStore(t *testing.T) {
 }
 
 type recordingStore struct {
-	fail           bool
+	fail          bool
 	events, spans int
 }
 
