@@ -48,6 +48,7 @@ vmlinux: deps
 ## generate: the bpf2go objects and the protobuf code, from committed inputs only.
 generate: deps
 	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o .bin/protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go
 	$(GO) generate ./...
 
 ## check-generate: CI fails when regeneration from the committed inputs changes the tree.
