@@ -44,7 +44,7 @@ func (r Report) writeSummary(w io.Writer) {
 	fmt.Fprintf(w, "## Summary\n\n")
 	fmt.Fprintf(w, "- **What:** %s %s after %s (service %s, pid %d on %s).\n",
 		name, outcome, HumanDuration(s.DurationNs), orDash(s.Service), s.PID, orDash(s.Node))
-	fmt.Fprintf(w, "- **When:** %s to %s (trace `%s`).\n", Stamp(s.StartNs), Stamp(s.StartNs+s.DurationNs)[11:], orDash(s.TraceID))
+	fmt.Fprintf(w, "- **When:** %s to %s (trace `%s`).\n", Stamp(s.StartNs), Stamp(s.StartNs + s.DurationNs)[11:], orDash(s.TraceID))
 	fmt.Fprintf(w, "- **Impact:** %s end to end; %d kernel events joined to %d %s.\n",
 		HumanDuration(s.DurationNs), s.Events, s.Spans, plural(s.Spans, "span", "spans"))
 	if len(r.Chain.Causes) == 0 {
