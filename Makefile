@@ -70,7 +70,7 @@ test-short:
 	$(GO) test -short ./...
 
 ## test: everything, against the real kernel, real Kafka, real Neo4j and the real ClickHouse engine.
-test: deps chdb kafka-up neo4j-up check-generate vet
+test: deps chdb otel kafka-up neo4j-up check-generate vet
 	scripts/test.sh
 
 ## bench: the benchmarks cited in BENCHMARKS.md.
