@@ -51,18 +51,18 @@ var columns = [...]struct {
 
 // Table is the event table.
 type Table struct {
-	st     *styles.Styles
-	keys   *keymap.KeyMap
-	all    []event.Event
-	view   []int32 // indexes into all: the filtered, sorted rows
+	st   *styles.Styles
+	keys *keymap.KeyMap
+	all  []event.Event
+	view []int32 // indexes into all: the filtered, sorted rows
 	// filtered holds the rows that pass the filter, in time order; view is it sorted.
 	filtered     []int32
 	keyed, spare []keyedRow
 	count        *[1 << 16]int // radix buckets, kept: 512 KiB per sort otherwise
-	marked map[uint64]bool
-	base   int64 // +ms is relative to this
-	win    window.Window
-	width  int
+	marked       map[uint64]bool
+	base         int64 // +ms is relative to this
+	win          window.Window
+	width        int
 
 	sortCol    Column
 	desc       bool
