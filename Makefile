@@ -6,8 +6,12 @@ CACHE ?= $(HOME)/.cache/kprobe
 export KPROBE_CACHE := $(CACHE)
 export CHDB_LIB_PATH ?= $(CACHE)/chdb/libchdb.so
 export KPROBE_KAFKA_BROKERS ?= 127.0.0.1:19092
+# The Neo4j server scripts/neo4j/neo4j.sh starts; its password stays in the cache (0600).
+export KPROBE_NEO4J_URI ?= bolt://127.0.0.1:7687
+export KPROBE_NEO4J_USER ?= neo4j
+export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
 
-.PHONY: all build deps chdb kafka-up kafka-down vmlinux generate check-generate vet test test-short bench demo clean
+.PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench demo clean
 
 all: build
 
@@ -22,11 +26,23 @@ build:
 chdb:
 	@scripts/chdb/fetch.sh
 
+## otel: the stock OpenTelemetry clients the end-to-end tests record (PyPI, Maven Central).
+otel:
+	@scripts/otel/python.sh >/dev/null
+	@scripts/otel/java.sh >/dev/null
+
 kafka-up:
 	@scripts/kafka/kafka.sh start
 
 kafka-down:
 	@scripts/kafka/kafka.sh stop
+
+## neo4j-up: a local Neo4j 5.26 Community (jars from Maven Central) on 127.0.0.1:7687.
+neo4j-up:
+	@scripts/neo4j/neo4j.sh start >/dev/null
+
+neo4j-down:
+	@scripts/neo4j/neo4j.sh stop
 
 ## vmlinux: refresh the pinned bpf/headers/vmlinux.h from a kernel's BTF, on purpose only
 ## (VMLINUX_BTF=path to use another kernel's BTF). Never part of generate or test: build
@@ -37,6 +53,7 @@ vmlinux: deps
 ## generate: the bpf2go objects and the protobuf code, from committed inputs only.
 generate: deps
 	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o .bin/protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go
 	$(GO) generate ./...
 
 ## check-generate: CI fails when regeneration from the committed inputs changes the tree.
@@ -52,12 +69,12 @@ vet:
 test-short:
 	$(GO) test -short ./...
 
-## test: everything, against the real kernel, real Kafka and the real ClickHouse engine.
-test: deps chdb kafka-up check-generate vet
+## test: everything, against the real kernel, real Kafka, real Neo4j and the real ClickHouse engine.
+test: deps chdb otel kafka-up neo4j-up check-generate vet
 	scripts/test.sh
 
 ## bench: the benchmarks cited in BENCHMARKS.md.
-bench: deps chdb kafka-up
+bench: deps chdb kafka-up neo4j-up
 	scripts/bench.sh
 
 ## demo: record the bundled payment service with an injected incident on the embedded default.

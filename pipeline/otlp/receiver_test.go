@@ -25,24 +25,13 @@ func startReceiver(t *testing.T, sink Sink) (*Receiver, <-chan []span.Span) {
 	t.Helper()
 	got := make(chan []span.Span, 16)
 	if sink == nil {
-		sink = func(ctx context.Context, spans []span.Span) error {
-			got <- spans
-			return nil
-		}
+		return startReceiverWith(t, ReceiverOptions{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, got), got
 	}
 	r, err := NewReceiver(ReceiverOptions{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runReceiver(t, r)
 	return r, got
 }
 
@@ -219,3 +208,33 @@ func TestNewReceiverNeedsAnAddress(t *testing.T) {
 		t.Fatal("NewReceiver with no address succeeded")
 	}
 }
+
+// startReceiverWith runs a receiver with opts whose sink feeds got.
+func startReceiverWith(t *testing.T, opts ReceiverOptions, got chan []span.Span) *Receiver {
+	t.Helper()
+	r, err := NewReceiver(opts, func(ctx context.Context, spans []span.Span) error {
+		got <- spans
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runReceiver(t, r)
+	return r
+}
+
+// runReceiver runs r until the test ends.
+func runReceiver(t *testing.T, r *Receiver) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func semconvService(name string) attribute.KeyValue { return attribute.String("service.name", name) }
