@@ -80,12 +80,13 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	var src sourceFlags
 	src.register(fs)
-	var settlement, payment, exportDir, debugLog string
+	var settlement, payment, exportDir, debugLog, replayProgram string
 	var refresh time.Duration
 	fs.StringVar(&settlement, "settlement", "", "open on this settlement's causal chain")
 	fs.StringVar(&payment, "payment", "", "open on this payment's causal chain")
 	fs.StringVar(&exportDir, "export-dir", ".", "where e writes incident reports")
 	fs.StringVar(&debugLog, "debug-log", os.Getenv("KPROBE_TUI_LOG"), "write debug logs to this file (never to the terminal)")
+	fs.StringVar(&replayProgram, "replay-program", os.Getenv("KPROBE_REPLAY_PROGRAM"), "the command the replay form proposes to run in place of the recorded process")
 	fs.DurationVar(&refresh, "refresh", 2*time.Second, "how often the start screen re-reads the recent window (0: never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,7 +120,8 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer svc.Close()
-	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh}
+	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh,
+		ReplayProgram: replayProgram}
 	if refresh == 0 {
 		opts.Refresh = -1
 	}
