@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +81,9 @@ func New(opts Options) (*Server, error) {
 	keys, err := loadAuthorizedKeys(opts.AuthorizedKeys)
 	if err != nil {
 		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(opts.HostKey), 0o700); err != nil {
+		return nil, fmt.Errorf("ssh host key: %w", err)
 	}
 	s := &Server{opts: opts, log: opts.Logger.With("component", "ssh"), keys: keys}
 	// Only a public-key handler is set, so no password or keyboard-interactive method is

@@ -1,15 +1,11 @@
 package frontdoor_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,32 +13,17 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/kprobe/kprobe/api/frontdoor"
+	"github.com/kprobe/kprobe/api/frontdoor/sshtest"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 	"github.com/kprobe/kprobe/ui"
 )
-
-func newKey(t *testing.T) gossh.Signer {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := gossh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // start serves the workstation over the fixture incident, letting in only known.
 func start(t *testing.T, known gossh.Signer) string {
 	t.Helper()
 	dir := t.TempDir()
 	ak := filepath.Join(dir, "authorized_keys")
-	line := "# the on-call team\n" + string(gossh.MarshalAuthorizedKey(known.PublicKey()))
-	if err := os.WriteFile(ak, []byte(line), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	sshtest.WriteAuthorizedKeys(t, ak, known)
 	svc := investigatetest.New(50)
 	srv, err := frontdoor.New(frontdoor.Options{
 		Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "host_ed25519"), AuthorizedKeys: ak,
@@ -69,110 +50,33 @@ func start(t *testing.T, known gossh.Signer) string {
 	return ln.Addr().String()
 }
 
-func clientConfig(auth ...gossh.AuthMethod) *gossh.ClientConfig {
-	return &gossh.ClientConfig{User: "oncall", Auth: auth,
-		HostKeyCallback: gossh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}
-}
-
-// screen collects what the session drew.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	ch  chan struct{}
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.buf.Write(p)
-	select {
-	case s.ch <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (s *screen) has(words ...string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, w := range words {
-		if !strings.Contains(s.buf.String(), w) {
-			return false
-		}
-	}
-	return true
-}
-
-// waitFor waits until the screen shows every word, or fails with what it shows.
-func (s *screen) waitFor(t *testing.T, words ...string) {
-	t.Helper()
-	deadline := time.After(60 * time.Second)
-	for !s.has(words...) {
-		select {
-		case <-s.ch:
-		case <-deadline:
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			t.Fatalf("the screen never showed %q; it shows:\n%s", words, s.buf.String())
-		}
-	}
-}
-
 func TestSSHKnownKeyGetsTheStartScreen(t *testing.T) {
-	key := newKey(t)
-	addr := start(t, key)
-	c, err := gossh.Dial("tcp", addr, clientConfig(gossh.PublicKeys(key)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sess, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	if err := sess.RequestPty("xterm-256color", 24, 80, gossh.TerminalModes{gossh.ECHO: 0}); err != nil {
-		t.Fatal(err)
-	}
-	scr := &screen{ch: make(chan struct{}, 1)}
-	sess.Stdout = scr
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.Shell(); err != nil {
-		t.Fatal(err)
-	}
-	scr.waitFor(t, "slowest settlements", investigatetest.Incident)
+	key := sshtest.NewKey(t)
+	term := sshtest.Open(t, start(t, key), key)
+	term.Screen.WaitFor(t, "slowest settlements", investigatetest.Incident)
 	// q quits the workstation, and that ends the session.
-	if _, err := stdin.Write([]byte("q")); err != nil {
+	if _, err := term.Stdin.Write([]byte("q")); err != nil {
 		t.Fatal(err)
 	}
-	ended := make(chan error, 1)
-	go func() { ended <- sess.Wait() }()
-	select {
-	case <-ended:
-	case <-time.After(30 * time.Second):
-		t.Fatal("q did not end the session")
-	}
+	term.Wait(t, 30*time.Second)
 }
 
 func TestSSHRefusesUnknownKeysAndPasswords(t *testing.T) {
-	known := newKey(t)
+	known := sshtest.NewKey(t)
 	addr := start(t, known)
 	// The known key gets in, so the refusals below are the server's choice.
-	c, err := gossh.Dial("tcp", addr, clientConfig(gossh.PublicKeys(known)))
+	c, err := gossh.Dial("tcp", addr, sshtest.Config(gossh.PublicKeys(known)))
 	if err != nil {
 		t.Fatalf("known key: %v", err)
 	}
 	c.Close()
 	for name, auth := range map[string]gossh.AuthMethod{
-		"unknown key": gossh.PublicKeys(newKey(t)),
+		"unknown key": gossh.PublicKeys(sshtest.NewKey(t)),
 		"password":    gossh.Password("hunter2"),
 		"keyboard":    gossh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) { return []string{"x"}, nil }),
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := gossh.Dial("tcp", addr, clientConfig(auth))
+			c, err := gossh.Dial("tcp", addr, sshtest.Config(auth))
 			if err == nil {
 				c.Close()
 				t.Fatal("let in")
@@ -185,9 +89,9 @@ func TestSSHRefusesUnknownKeysAndPasswords(t *testing.T) {
 }
 
 func TestSSHWithoutTerminal(t *testing.T) {
-	key := newKey(t)
+	key := sshtest.NewKey(t)
 	addr := start(t, key)
-	c, err := gossh.Dial("tcp", addr, clientConfig(gossh.PublicKeys(key)))
+	c, err := gossh.Dial("tcp", addr, sshtest.Config(gossh.PublicKeys(key)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +130,7 @@ func TestAuthorizedKeysFile(t *testing.T) {
 // TestSSHRevokedKey: editing authorized_keys takes effect without a restart.
 func TestSSHRevokedKey(t *testing.T) {
 	dir := t.TempDir()
-	old, next := newKey(t), newKey(t)
+	old, next := sshtest.NewKey(t), sshtest.NewKey(t)
 	ak := filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(ak, gossh.MarshalAuthorizedKey(old.PublicKey()), 0o600); err != nil {
 		t.Fatal(err)
@@ -244,7 +148,7 @@ func TestSSHRevokedKey(t *testing.T) {
 	defer cancel()
 	go srv.Serve(ctx, ln)
 	login := func(k gossh.Signer) error {
-		c, err := gossh.Dial("tcp", ln.Addr().String(), clientConfig(gossh.PublicKeys(k)))
+		c, err := gossh.Dial("tcp", ln.Addr().String(), sshtest.Config(gossh.PublicKeys(k)))
 		if err == nil {
 			c.Close()
 		}
