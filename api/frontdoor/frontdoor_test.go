@@ -136,7 +136,9 @@ func TestSSHRevokedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := frontdoor.New(frontdoor.Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "hk"), AuthorizedKeys: ak,
-		Session: func(ctx context.Context, _ string) tea.Model { return ui.New(ctx, ui.Options{Service: investigatetest.New(5), Refresh: -1}) }})
+		Session: func(ctx context.Context, _ string) tea.Model {
+			return ui.New(ctx, ui.Options{Service: investigatetest.New(5), Refresh: -1})
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
