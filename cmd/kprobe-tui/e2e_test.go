@@ -47,7 +47,9 @@ func (tm *terminal) tmux(args ...string) string {
 func (tm *terminal) screen() string { return tm.tmux("capture-pane", "-p", "-t", tm.session) }
 
 // keys types keys as tmux names them ("Enter", "Escape", "4821").
-func (tm *terminal) keys(keys ...string) { tm.tmux(append([]string{"send-keys", "-t", tm.session}, keys...)...) }
+func (tm *terminal) keys(keys ...string) {
+	tm.tmux(append([]string{"send-keys", "-t", tm.session}, keys...)...)
+}
 
 // waitFor polls the screen until it shows every text (the terminal gives no other signal).
 func (tm *terminal) waitFor(texts ...string) string {
