@@ -22,6 +22,7 @@ func main() {
 const usage = `usage: kprobe-tui <command> [flags]
 
 commands:
+  chain        the causal chain of a settlement (payment, trace ...): its causes, ranked
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
 
@@ -37,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
+	case "chain":
+		return runChain(ctx, args[1:], stdout, stderr)
 	case "settlements":
 		return runSettlements(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
