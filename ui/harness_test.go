@@ -80,7 +80,7 @@ func open(t *testing.T, w, h int, opts ...sessionOpt) *session {
 // waitFor waits until the screen satisfies cond and returns it.
 func (s *session) waitFor(what string, cond func(screen string) bool) string {
 	s.t.Helper()
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(90 * time.Second) // a bound for failure, not a timing claim: the machine is shared
 	for {
 		if cond(s.screen) {
 			return s.screen

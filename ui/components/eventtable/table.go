@@ -4,7 +4,6 @@
 package eventtable
 
 import (
-	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,14 +51,18 @@ var columns = [...]struct {
 
 // Table is the event table.
 type Table struct {
-	st     *styles.Styles
-	keys   *keymap.KeyMap
-	all    []event.Event
-	view   []int32 // indexes into all: the filtered, sorted rows
-	marked map[uint64]bool
-	base   int64 // +ms is relative to this
-	win    window.Window
-	width  int
+	st   *styles.Styles
+	keys *keymap.KeyMap
+	all  []event.Event
+	view []int32 // indexes into all: the filtered, sorted rows
+	// filtered holds the rows that pass the filter, in time order; view is it sorted.
+	filtered     []int32
+	keyed, spare []keyedRow
+	count        *[1 << 16]int // radix buckets, kept: 512 KiB per sort otherwise
+	marked       map[uint64]bool
+	base         int64 // +ms is relative to this
+	win          window.Window
+	width        int
 
 	sortCol    Column
 	desc       bool
@@ -157,10 +160,10 @@ func (t *Table) Update(msg tea.KeyPressMsg) bool {
 
 func (t *Table) rebuild(f filter) {
 	sel := t.selectedIndex()
-	t.view = t.view[:0]
+	t.filtered = t.filtered[:0]
 	for i := range t.all {
 		if f == nil || f.match(&t.all[i]) {
-			t.view = append(t.view, int32(i))
+			t.filtered = append(t.filtered, int32(i))
 		}
 	}
 	t.sortView()
@@ -168,16 +171,60 @@ func (t *Table) rebuild(f filter) {
 	t.follow(sel)
 }
 
+// sortView orders the view by the sort column, ties in time order (the events' own
+// order), so equal rows never swap between sorts. It reads the keys once and sorts them
+// with a stable radix sort: comparison sorts over 100k rows cost tens of milliseconds,
+// most of a keypress's budget.
 func (t *Table) sortView() {
-	key := sortKey(t.sortCol)
-	all := t.all
-	slices.SortStableFunc(t.view, func(a, b int32) int {
-		c := cmp.Compare(key(&all[a]), key(&all[b]))
+	get := sortKey(t.sortCol)
+	keyed := t.keyed[:0]
+	for _, i := range t.filtered {
+		k := get(&t.all[i])
 		if t.desc {
-			return -c
+			k = -k
 		}
-		return c
-	})
+		keyed = append(keyed, keyedRow{uint64(k) ^ 1<<63, i})
+	}
+	if t.count == nil {
+		t.count = new([1 << 16]int)
+	}
+	t.keyed, t.spare = radixSort(keyed, t.spare, t.count)
+	t.view = t.view[:0]
+	for _, k := range t.keyed {
+		t.view = append(t.view, k.idx)
+	}
+}
+
+type keyedRow struct {
+	key uint64
+	idx int32
+}
+
+// radixSort sorts rows by key, stably, 16 bits per pass, skipping the passes where every
+// key has the same digit. spare is scratch space; both slices come back for reuse.
+func radixSort(rows, spare []keyedRow, count *[1 << 16]int) ([]keyedRow, []keyedRow) {
+	spare = slices.Grow(spare[:0], len(rows))[:len(rows)]
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(count[:])
+		for _, r := range rows {
+			count[(r.key>>shift)&0xffff]++
+		}
+		if len(rows) == 0 || count[(rows[0].key>>shift)&0xffff] == len(rows) {
+			continue
+		}
+		pos := 0
+		for d, n := range count {
+			count[d] = pos
+			pos += n
+		}
+		for _, r := range rows {
+			d := (r.key >> shift) & 0xffff
+			spare[count[d]] = r
+			count[d]++
+		}
+		rows, spare = spare, rows
+	}
+	return rows, spare
 }
 
 func sortKey(c Column) func(*event.Event) int64 {
