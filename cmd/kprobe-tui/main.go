@@ -30,6 +30,7 @@ commands:
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
   report       print the markdown incident report of a settlement
+  import       load a recorded incident (testdata/demo/*.kpds) into --data
 
 Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
 --clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
@@ -42,6 +43,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "chain":
