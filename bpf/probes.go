@@ -23,7 +23,7 @@ import (
 type Options struct {
 	Logger       *slog.Logger
 	PIDs         []uint32 // record only these tgids (empty = no pid filter)
-	Comms        []string // record only these comms (truncated to 15 bytes, as the kernel does)
+	Comms        []string // record only processes of these names, all their threads (truncated to 15 bytes, as the kernel does)
 	CgroupIDs    []uint64 // record only these cgroup v2 ids
 	CgroupPaths  []string // cgroup v2 directories, resolved to ids by Open
 	PayloadPIDs  []uint32 // capture read payload for these tgids
