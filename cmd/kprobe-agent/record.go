@@ -131,15 +131,17 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.duration > 0 {
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
 	rec, child, err := openRecorder(ctx, cfg, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer rec.Close()
+	if cfg.duration > 0 {
+		// --duration counts from the moment the probes are attached: loading
+		// them takes seconds on a busy node.
+		timer := time.AfterFunc(cfg.duration, cancel)
+		defer timer.Stop()
+	}
 	if cfg.kafka != "" {
 		return recordToKafka(ctx, cfg, log, rec, child, cancel, stderr)
 	}
