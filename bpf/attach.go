@@ -130,6 +130,8 @@ func (kernelProber) FuncProto(fn string) (*btf.FuncProto, error) {
 	return proto, nil
 }
 
+// The raw pair caches its filter verdict per CPU; tp_btf/sched_process_exec
+// forgets it when a process changes its name.
 const rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
 
 // planHooks decides, per hook, which programs to load. The read/write
@@ -144,14 +146,14 @@ const rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
 func planHooks(p prober, s *bpfProgramSpecs) []hookPlan {
 	plans := []hookPlan{
 		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{spec: s.OnSchedSwitch}}},
-		{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{spec: s.OnSchedWakeup}}},
+		{hook: "sched_waking", method: "tp_btf/sched_waking", links: []progLink{{spec: s.OnSchedWaking}}},
 		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{spec: s.OnSchedWakeupNew}}},
 	}
 	if err := p.RawSyscalls(); err == nil {
 		for i, sc := range rwFallbacks(s) {
 			plan := hookPlan{hook: sc.syscall, method: rawSyscallsVia}
 			if i == 0 { // one program pair serves every syscall of the family
-				plan.links = []progLink{{spec: s.SysEnterRw}, {spec: s.SysExitRw}}
+				plan.links = []progLink{{spec: s.SysEnterRw}, {spec: s.SysExitRw}, {spec: s.RwOnExec}}
 			}
 			plans = append(plans, plan)
 		}

@@ -175,8 +175,10 @@ static __always_inline int rw_enter(struct task_struct *t, __u8 sc, __s32 fd, __
 		return 0;
 
 	struct rw_args *a = bpf_task_storage_get(&rw_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a)
+	if (!a) {
+		count_lost(sc >= SC_WRITE ? EV_WRITE : EV_READ);
 		return 0;
+	}
 	a->ts = bpf_ktime_get_ns();
 	a->fd = fd;
 	a->buf = buf;
@@ -314,6 +316,21 @@ int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
 	return rw_emit(t, &a, ret, type, sc);
 }
 
+/* exec changes what the filter sees (the process's name) but not the
+ * pt_regs pointer that keys the verdict cached in rw_cpu: forget it. The
+ * task is in execve, so no read or write of its is in flight. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(rw_on_exec, struct task_struct *p)
+{
+	__u32 zero = 0;
+	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	if (c) {
+		c->regs = 0;
+		c->pending = 0;
+	}
+	return 0;
+}
+
 /* Called by on_sched_switch for the task leaving the CPU. */
 static __always_inline void rw_switch_out(struct task_struct *prev)
 {
@@ -330,6 +347,8 @@ static __always_inline void rw_switch_out(struct task_struct *prev)
 			*a = c->args;
 			if (parked)
 				__sync_fetch_and_add(parked, 1);
+		} else {
+			count_lost(c->args.sc >= SC_WRITE ? EV_WRITE : EV_READ);
 		}
 	}
 	c->regs = 0;
