@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
@@ -50,6 +51,7 @@ type Client struct {
 	addr    string
 	rpc     kprobev1connect.InvestigationServiceClient
 	health  *connect.Client[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse]
+	reflect *grpcreflect.Client
 	hc      *http.Client
 	timeout time.Duration
 }
@@ -123,6 +125,7 @@ func New(opts Options) (*Client, error) {
 		addr:    opts.Addr,
 		rpc:     kprobev1connect.NewInvestigationServiceClient(hc, baseURL, connect.WithGRPC()),
 		health:  connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](hc, baseURL+"/grpc.health.v1.Health/Check", connect.WithGRPC()),
+		reflect: grpcreflect.NewClient(hc, baseURL, connect.WithGRPC()),
 		hc:      hc,
 		timeout: opts.Timeout,
 	}, nil
@@ -166,7 +169,9 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
-// Ping asks the server's health check; it answers whether the API is reachable and serving.
+// Ping answers whether the API is reachable, serving, and takes our credentials: the
+// health check needs none (load balancers probe it), so Ping also lists the services
+// through reflection, which does.
 func (c *Client) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -176,6 +181,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	}
 	if st := res.Msg.GetStatus(); st != healthv1.HealthCheckResponse_SERVING {
 		return fmt.Errorf("api %s: not serving (%v)", c.addr, st)
+	}
+	rs := c.reflect.NewStream(ctx)
+	_, err = rs.ListServices()
+	rs.Close()
+	if err != nil {
+		return c.wrap("api", err)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ type recordConfig struct {
 	node         string
 	logLevel     string
 	kafka        string // brokers; publish instead of writing jsonl
+	kafkaSec     kafkaSecFlags
 	topicPrefix  string
 	command      []string // run and record this command (after --)
 }
@@ -47,6 +48,7 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
 	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
 	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
+	c.kafkaSec.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -239,7 +241,11 @@ func printSummary(w io.Writer, s recorder.Summary) {
 }
 
 func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *recorder.Recorder, child *launched, cancel context.CancelFunc, stderr io.Writer) error {
-	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), prefixed(cfg.topicPrefix, event.KernelTopics...))
+	sec, err := cfg.kafkaSec.security()
+	if err != nil {
+		return err
+	}
+	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), sec, prefixed(cfg.topicPrefix, event.KernelTopics...))
 	if err != nil {
 		return err
 	}

@@ -26,9 +26,11 @@ const usage = `usage: kprobe-tui [flags]            the investigation workstatio
 workstation: kprobe-tui --data DIR [--settlement ID] [--export-dir DIR] | --api HOST:PORT
 
 commands:
+  chain        the causal chain of a settlement (payment, trace ...): its causes, ranked
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
   report       print the markdown incident report of a settlement
+  import       load a recorded incident (testdata/demo/*.kpds) into --data
 
 Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
 --clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
@@ -41,8 +43,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
+	case "chain":
+		return runChain(ctx, args[1:], stdout, stderr)
 	case "settlements":
 		return runSettlements(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
