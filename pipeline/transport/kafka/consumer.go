@@ -82,7 +82,7 @@ func NewConsumer(opts ConsumerOptions) (*Consumer, error) {
 		return nil, err
 	}
 	dialer.DialFunc = opts.dial
-	l := &link{log: log, brokers: opts.Brokers, grace: outageGrace}
+	l := &link{log: log, brokers: opts.Brokers, grace: outageGrace, transientGrace: transientGrace}
 	info, errs := l.loggers(log)
 	cfg := kafkago.ReaderConfig{
 		Brokers:     opts.Brokers,

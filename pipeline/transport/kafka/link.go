@@ -13,9 +13,12 @@ import (
 )
 
 // outageGrace is how long failures must go on, with nothing getting through, before they
-// are an outage worth a warning: a partition leader moving, or one connection dropped,
-// heals within it.
-const outageGrace = 2 * time.Second
+// are an outage worth a warning: one connection dropped heals within it. Kafka's own
+// passing states (a group forming, a partition's leader moving) get transientGrace.
+const (
+	outageGrace    = 2 * time.Second
+	transientGrace = 30 * time.Second
+)
 
 // link tracks whether a consumer gets through to Kafka, so that an outage is logged once
 // when it begins and once when it ends, not at every retry of every partition (kafka-go
@@ -23,10 +26,12 @@ const outageGrace = 2 * time.Second
 type link struct {
 	log     *slog.Logger
 	brokers []string
-	grace   time.Duration
+	// grace and transientGrace: outageGrace and transientGrace, but for tests.
+	grace, transientGrace time.Duration
 
 	mu        sync.Mutex
 	failing   bool // failures since the last sign of life
+	hard      bool // one of them was not transient
 	failSince time.Time
 	lastErr   error
 	errors    int
@@ -34,21 +39,45 @@ type link struct {
 	timer     *time.Timer
 }
 
-// fail records trouble reaching Kafka. Failures that last outageGrace without a sign of
-// life in between are announced once.
+// fail records trouble reaching Kafka. Failures that last the grace without a sign of life
+// in between are announced once: outageGrace, or transientGrace while every failure was
+// one of Kafka's passing states.
 func (l *link) fail(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lastErr = err
+	if !l.failing {
+		l.failing, l.hard, l.failSince, l.errors = true, false, time.Now(), 0
+		if !l.down {
+			l.timer = time.AfterFunc(l.transientGrace, l.announce)
+		}
+	}
 	l.errors++
-	if l.failing {
-		return
+	hard := !transient(err)
+	if hard || !l.hard { // the error to report: the newest that was not transient, if any
+		l.lastErr = err
 	}
-	l.failing, l.failSince = true, time.Now()
-	if !l.down {
-		l.errors = 1
-		l.timer = time.AfterFunc(l.grace, l.announce)
+	if hard && !l.hard {
+		l.hard = true
+		if !l.down {
+			l.timer.Reset(max(l.grace-time.Since(l.failSince), 0))
+		}
 	}
+}
+
+// transient reports whether err is a state Kafka passes through on its own (a group being
+// formed or rebalanced, a partition's leadership moving) rather than trouble reaching it.
+func transient(err error) bool {
+	var kerr kafkago.Error
+	if !errors.As(err, &kerr) {
+		return false
+	}
+	switch kerr {
+	case kafkago.LeaderNotAvailable, kafkago.NotLeaderForPartition, kafkago.GroupLoadInProgress,
+		kafkago.GroupCoordinatorNotAvailable, kafkago.NotCoordinatorForGroup, kafkago.IllegalGeneration,
+		kafkago.UnknownMemberId, kafkago.RebalanceInProgress:
+		return true
+	}
+	return false
 }
 
 func (l *link) announce() {
@@ -97,6 +126,7 @@ func (l *link) close() {
 const (
 	kgJoined   = "subscribed to topics and partitions: %+v"
 	kgSkipping = "the kafka reader is reading before the first offset for partition %d of %s, skipping from offset %d to %d (%d messages)"
+	kgPastEnd  = "the kafka reader is reading passed the last offset for partition %d of %s at offset %d"
 )
 
 // loggers adapts kafka-go's printf logging: everything goes to debug, errors mark the link
@@ -121,7 +151,27 @@ func (l *link) loggers(log *slog.Logger) (info, errs kafkago.Logger) {
 		if debug {
 			log.Debug(msg)
 		}
-		l.fail(errors.New(msg))
+		if format == kgPastEnd {
+			return // waits for more, as at the end of any partition
+		}
+		err := loggedError{msg: msg}
+		for _, a := range args {
+			if e, ok := a.(error); ok {
+				err.err = e
+				break
+			}
+		}
+		l.fail(err)
 	})
 	return info, errs
 }
+
+// loggedError is an error kafka-go logged: its message, and the error value among its
+// arguments (so that transient can see a Kafka error code).
+type loggedError struct {
+	msg string
+	err error
+}
+
+func (e loggedError) Error() string { return e.msg }
+func (e loggedError) Unwrap() error { return e.err }
