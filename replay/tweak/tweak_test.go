@@ -13,18 +13,18 @@ import (
 func TestParseOne(t *testing.T) {
 	tests := []struct {
 		spec string
-		want Tweak
+		want *Tweak
 	}{
-		{"syscall=write,fd=5,nth=3..5,delay=200ms", Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: 5, Nth: Range{3, 5, 1}, Delay: 200 * time.Millisecond}},
-		{"syscall=write,errno=EIO,nth=3", Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: -1, Nth: Range{3, 3, 1}, Errno: unix.EIO}},
-		{"syscall=poll,timeout=50ms", Tweak{Syscalls: []int{unix.SYS_POLL}, FD: -1, Timeout: Timeout{Set: 50 * time.Millisecond}}},
-		{"syscall=epoll_wait|epoll_pwait,timeout=x0.1", Tweak{Syscalls: []int{unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT}, FD: -1, Timeout: Timeout{Factor: 0.1}}},
+		{"syscall=write,fd=5,nth=3..5,delay=200ms", &Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: 5, Nth: Range{3, 5, 1}, Delay: 200 * time.Millisecond}},
+		{"syscall=write,errno=EIO,nth=3", &Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: -1, Nth: Range{3, 3, 1}, Errno: unix.EIO}},
+		{"syscall=poll,timeout=50ms", &Tweak{Syscalls: []int{unix.SYS_POLL}, FD: -1, Timeout: Timeout{Set: 50 * time.Millisecond}}},
+		{"syscall=epoll_wait|epoll_pwait,timeout=x0.1", &Tweak{Syscalls: []int{unix.SYS_EPOLL_WAIT, unix.SYS_EPOLL_PWAIT}, FD: -1, Timeout: Timeout{Factor: 0.1}}},
 		// strace's spellings.
-		{"syscall=read,error=ECONNRESET,when=2+", Tweak{Syscalls: []int{unix.SYS_READ}, FD: -1, Nth: Range{2, 0, 1}, Errno: unix.ECONNRESET}},
-		{"syscall=read,retval=0,when=1+2", Tweak{Syscalls: []int{unix.SYS_READ}, FD: -1, Nth: Range{1, 0, 2}, HasRetval: true}},
-		{"syscall=write,delay_enter=1500,delay_exit=2ms", Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: -1, Delay: 1500 * time.Microsecond, DelayExit: 2 * time.Millisecond}},
-		{"syscall=openat,errno=2", Tweak{Syscalls: []int{unix.SYS_OPENAT}, FD: -1, Errno: unix.ENOENT}},
-		{" syscall=setsockopt , timeout=x10 ", Tweak{Syscalls: []int{unix.SYS_SETSOCKOPT}, FD: -1, Timeout: Timeout{Factor: 10}}},
+		{"syscall=read,error=ECONNRESET,when=2+", &Tweak{Syscalls: []int{unix.SYS_READ}, FD: -1, Nth: Range{2, 0, 1}, Errno: unix.ECONNRESET}},
+		{"syscall=read,retval=0,when=1+2", &Tweak{Syscalls: []int{unix.SYS_READ}, FD: -1, Nth: Range{1, 0, 2}, HasRetval: true}},
+		{"syscall=write,delay_enter=1500,delay_exit=2ms", &Tweak{Syscalls: []int{unix.SYS_WRITE}, FD: -1, Delay: 1500 * time.Microsecond, DelayExit: 2 * time.Millisecond}},
+		{"syscall=openat,errno=2", &Tweak{Syscalls: []int{unix.SYS_OPENAT}, FD: -1, Errno: unix.ENOENT}},
+		{" syscall=setsockopt , timeout=x10 ", &Tweak{Syscalls: []int{unix.SYS_SETSOCKOPT}, FD: -1, Timeout: Timeout{Factor: 10}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -33,7 +33,7 @@ func TestParseOne(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.want.Spec = tt.spec
-			if diff := cmp.Diff(&tt.want, got, cmpopts.IgnoreUnexported(Tweak{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(Tweak{})); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
