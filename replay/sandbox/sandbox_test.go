@@ -31,8 +31,8 @@ type serveReads struct {
 	exits   int
 }
 
-func (h *serveReads) Started(int) { h.mu.Lock(); h.started++; h.mu.Unlock() }
-func (h *serveReads) Stop(*Stop)  {}
+func (h *serveReads) Started(int)            { h.mu.Lock(); h.started++; h.mu.Unlock() }
+func (h *serveReads) Stop(*Stop)             {}
 func (h *serveReads) Spawned(int, int, bool) {}
 func (h *serveReads) Exited(int, unix.WaitStatus) {
 	h.mu.Lock()
