@@ -6,8 +6,12 @@ CACHE ?= $(HOME)/.cache/kprobe
 export KPROBE_CACHE := $(CACHE)
 export CHDB_LIB_PATH ?= $(CACHE)/chdb/libchdb.so
 export KPROBE_KAFKA_BROKERS ?= 127.0.0.1:19092
+# The Neo4j server scripts/neo4j/neo4j.sh starts; its password stays in the cache (0600).
+export KPROBE_NEO4J_URI ?= bolt://127.0.0.1:7687
+export KPROBE_NEO4J_USER ?= neo4j
+export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
 
-.PHONY: all build deps chdb kafka-up kafka-down vmlinux generate check-generate vet test test-short bench demo clean
+.PHONY: all build deps chdb kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench demo clean
 
 all: build
 
@@ -27,6 +31,13 @@ kafka-up:
 
 kafka-down:
 	@scripts/kafka/kafka.sh stop
+
+## neo4j-up: a local Neo4j 5.26 Community (jars from Maven Central) on 127.0.0.1:7687.
+neo4j-up:
+	@scripts/neo4j/neo4j.sh start >/dev/null
+
+neo4j-down:
+	@scripts/neo4j/neo4j.sh stop
 
 ## vmlinux: refresh the pinned bpf/headers/vmlinux.h from a kernel's BTF, on purpose only
 ## (VMLINUX_BTF=path to use another kernel's BTF). Never part of generate or test: build
@@ -52,12 +63,12 @@ vet:
 test-short:
 	$(GO) test -short ./...
 
-## test: everything, against the real kernel, real Kafka and the real ClickHouse engine.
-test: deps chdb kafka-up check-generate vet
+## test: everything, against the real kernel, real Kafka, real Neo4j and the real ClickHouse engine.
+test: deps chdb kafka-up neo4j-up check-generate vet
 	scripts/test.sh
 
 ## bench: the benchmarks cited in BENCHMARKS.md.
-bench: deps chdb kafka-up
+bench: deps chdb kafka-up neo4j-up
 	scripts/bench.sh
 
 ## demo: record the bundled payment service with an injected incident on the embedded default.

@@ -3,9 +3,9 @@ package bpf
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
@@ -18,9 +18,11 @@ type Attachment struct {
 	Reason   string // why the preferred method was not used ("" if it was)
 }
 
-// progLink is one program and where it attaches.
+// progLink is one program and where it attaches. Programs are named by
+// their typed spec (bpfProgramSpecs), so a program renamed in the C source
+// is a compile error here.
 type progLink struct {
-	prog string // program name in kprobe.c
+	spec *ebpf.ProgramSpec
 	// tracepoint group/name for tracepoint programs; empty for BTF programs
 	// (tp_btf, fentry, fexit), whose target is in the program spec.
 	group, name string
@@ -35,26 +37,75 @@ type hookPlan struct {
 	links    []progLink
 }
 
-var rwSyscalls = []string{"read", "pread64", "readv", "write", "pwrite64", "writev"}
+// rwFallback is one syscall of the read/write family on the syscalls:*
+// tracepoints.
+type rwFallback struct {
+	syscall     string
+	enter, exit *ebpf.ProgramSpec
+}
+
+func rwFallbacks(s *bpfProgramSpecs) []rwFallback {
+	return []rwFallback{
+		{"read", s.EnterRead, s.ExitRead},
+		{"pread64", s.EnterPread64, s.ExitPread64},
+		{"readv", s.EnterReadv, s.ExitReadv},
+		{"write", s.EnterWrite, s.ExitWrite},
+		{"pwrite64", s.EnterPwrite64, s.ExitPwrite64},
+		{"writev", s.EnterWritev, s.ExitWritev},
+	}
+}
 
 // tcpHook describes the two implementations of a TCP hook.
 type tcpHook struct {
-	hook       string // kernel function
-	fentry     []string
+	hook   string // kernel function
+	fentry *ebpf.ProgramSpec
+	// fexit programs by the function's parameter count: an fexit program
+	// reads the return value in the slot after the last argument.
+	fexit      map[int]*ebpf.ProgramSpec
 	tracepoint string // sock tracepoint (tp_btf)
-	tpProg     string
+	tp         *ebpf.ProgramSpec
 }
 
-var tcpHooks = []tcpHook{
-	{hook: "tcp_sendmsg", fentry: []string{"fentry_tcp_sendmsg", "fexit_tcp_sendmsg"}, tracepoint: "sock_send_length", tpProg: "tp_sock_send"},
-	{hook: "tcp_recvmsg", fentry: []string{"fentry_tcp_recvmsg", "fexit_tcp_recvmsg"}, tracepoint: "sock_recv_length", tpProg: "tp_sock_recv"},
+func tcpHooks(s *bpfProgramSpecs) []tcpHook {
+	return []tcpHook{
+		{
+			hook: "tcp_sendmsg", fentry: s.FentryTcpSendmsg,
+			fexit:      map[int]*ebpf.ProgramSpec{3: s.FexitTcpSendmsg},
+			tracepoint: "sock_send_length", tp: s.TpSockSend,
+		},
+		{
+			hook: "tcp_recvmsg", fentry: s.FentryTcpRecvmsg,
+			fexit:      map[int]*ebpf.ProgramSpec{4: s.FexitTcpRecvmsg4, 5: s.FexitTcpRecvmsg5, 6: s.FexitTcpRecvmsg6},
+			tracepoint: "sock_recv_length", tp: s.TpSockRecv,
+		},
+	}
+}
+
+// fexitFor picks the fexit program written for fn's prototype, as the
+// kernel's BTF describes it: the return value's slot is the parameter count.
+func fexitFor(fn string, proto *btf.FuncProto, variants map[int]*ebpf.ProgramSpec) (*ebpf.ProgramSpec, error) {
+	if _, ok := btf.UnderlyingType(proto.Return).(*btf.Int); !ok {
+		return nil, fmt.Errorf("%s returns %v in this kernel's BTF, not an int", fn, proto.Return)
+	}
+	if len(proto.Params) == 0 {
+		return nil, fmt.Errorf("%s has no parameters in this kernel's BTF", fn)
+	}
+	if _, ok := btf.UnderlyingType(proto.Params[0].Type).(*btf.Pointer); !ok {
+		return nil, fmt.Errorf("%s's first parameter %q is not a pointer in this kernel's BTF", fn, proto.Params[0].Name)
+	}
+	prog := variants[len(proto.Params)]
+	if prog == nil {
+		return nil, fmt.Errorf("%s has %d parameters in this kernel's BTF: no fexit program for that prototype", fn, len(proto.Params))
+	}
+	return prog, nil
 }
 
 // prober answers whether the preferred attach methods work here: fentry/fexit
-// programs on a kernel function, and BTF raw tracepoints (tp_btf) on the
-// sys_enter/sys_exit tracepoints.
+// programs on a kernel function (and that function's prototype), and BTF raw
+// tracepoints (tp_btf) on the sys_enter/sys_exit tracepoints.
 type prober interface {
 	Fentry(fn string) error
+	FuncProto(fn string) (*btf.FuncProto, error)
 	RawSyscalls() error
 }
 
@@ -63,13 +114,23 @@ type kernelProber struct{}
 func (kernelProber) Fentry(fn string) error { return probeFentry(fn) }
 func (kernelProber) RawSyscalls() error     { return probeRawSyscalls() }
 
-// Programs of the preferred read/write implementation: one BTF raw
-// tracepoint pair on sys_enter/sys_exit for the whole family.
-const (
-	rawEnterProg   = "sys_enter_rw"
-	rawExitProg    = "sys_exit_rw"
-	rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
-)
+func (kernelProber) FuncProto(fn string) (*btf.FuncProto, error) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("loading kernel BTF: %w", err)
+	}
+	var f *btf.Func
+	if err := spec.TypeByName(fn, &f); err != nil {
+		return nil, fmt.Errorf("%s in kernel BTF: %w", fn, err)
+	}
+	proto, ok := f.Type.(*btf.FuncProto)
+	if !ok {
+		return nil, fmt.Errorf("%s in kernel BTF has no prototype", fn)
+	}
+	return proto, nil
+}
+
+const rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
 
 // planHooks decides, per hook, which programs to load. The read/write
 // family prefers one BTF raw tracepoint pair (no perf trace buffer, one
@@ -80,87 +141,102 @@ const (
 // sched_switch comes first: the raw read/write programs keep per-CPU state
 // that on_sched_switch hands over to task storage when a task leaves the
 // CPU, so it must be attached before them.
-func planHooks(p prober) []hookPlan {
+func planHooks(p prober, s *bpfProgramSpecs) []hookPlan {
 	plans := []hookPlan{
-		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{prog: "on_sched_switch"}}},
-		{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{prog: "on_sched_wakeup"}}},
-		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{prog: "on_sched_wakeup_new"}}},
+		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{spec: s.OnSchedSwitch}}},
+		{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{spec: s.OnSchedWakeup}}},
+		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{spec: s.OnSchedWakeupNew}}},
 	}
 	if err := p.RawSyscalls(); err == nil {
-		for i, sc := range rwSyscalls {
-			plan := hookPlan{hook: sc, method: rawSyscallsVia}
+		for i, sc := range rwFallbacks(s) {
+			plan := hookPlan{hook: sc.syscall, method: rawSyscallsVia}
 			if i == 0 { // one program pair serves every syscall of the family
-				plan.links = []progLink{{prog: rawEnterProg}, {prog: rawExitProg}}
+				plan.links = []progLink{{spec: s.SysEnterRw}, {spec: s.SysExitRw}}
 			}
 			plans = append(plans, plan)
 		}
 	} else {
-		for _, sc := range rwSyscalls {
+		for _, sc := range rwFallbacks(s) {
 			plans = append(plans, hookPlan{
-				hook:     sc,
-				method:   "tracepoint/syscalls/sys_enter_" + sc + "+sys_exit_" + sc,
+				hook:     sc.syscall,
+				method:   "tracepoint/syscalls/sys_enter_" + sc.syscall + "+sys_exit_" + sc.syscall,
 				fallback: true,
 				reason:   err.Error(),
 				links: []progLink{
-					{prog: "enter_" + sc, group: "syscalls", name: "sys_enter_" + sc},
-					{prog: "exit_" + sc, group: "syscalls", name: "sys_exit_" + sc},
+					{spec: sc.enter, group: "syscalls", name: "sys_enter_" + sc.syscall},
+					{spec: sc.exit, group: "syscalls", name: "sys_exit_" + sc.syscall},
 				},
 			})
 		}
 	}
-	for _, h := range tcpHooks {
-		err := p.Fentry(h.hook)
-		if err == nil {
-			var methods []string
-			var links []progLink
-			for _, prog := range h.fentry {
-				kind, _, _ := strings.Cut(prog, "_")
-				methods = append(methods, kind+"/"+h.hook)
-				links = append(links, progLink{prog: prog})
-			}
-			plans = append(plans, hookPlan{hook: h.hook, method: strings.Join(methods, "+"), links: links})
-			continue
-		}
-		plans = append(plans, hookPlan{
-			hook:     h.hook,
-			method:   "tp_btf/" + h.tracepoint,
-			fallback: true,
-			reason:   err.Error(),
-			links:    []progLink{{prog: h.tpProg}},
-		})
+	for _, h := range tcpHooks(s) {
+		plans = append(plans, planTCP(p, h))
 	}
 	plans = append(plans,
-		hookPlan{hook: "page_fault_user", method: "tracepoint/exceptions/page_fault_user", links: []progLink{{prog: "on_page_fault_user", group: "exceptions", name: "page_fault_user"}}},
-		hookPlan{hook: "page_fault_kernel", method: "tracepoint/exceptions/page_fault_kernel", links: []progLink{{prog: "on_page_fault_kernel", group: "exceptions", name: "page_fault_kernel"}}},
+		hookPlan{hook: "page_fault_user", method: "tracepoint/exceptions/page_fault_user", links: []progLink{{spec: s.OnPageFaultUser, group: "exceptions", name: "page_fault_user"}}},
+		hookPlan{hook: "page_fault_kernel", method: "tracepoint/exceptions/page_fault_kernel", links: []progLink{{spec: s.OnPageFaultKernel, group: "exceptions", name: "page_fault_kernel"}}},
 	)
 	return plans
 }
 
-// pruneSpec removes every program no plan uses, so that loading does not
-// fail on programs (e.g. fentry) this kernel rejects.
-func pruneSpec(spec *ebpf.CollectionSpec, plans []hookPlan) {
-	used := map[string]bool{}
-	for _, p := range plans {
-		for _, l := range p.links {
-			used[l.prog] = true
+func planTCP(p prober, h tcpHook) hookPlan {
+	exit, err := fexitForKernel(p, h)
+	if err == nil {
+		return hookPlan{
+			hook:   h.hook,
+			method: "fentry/" + h.hook + "+fexit/" + h.hook,
+			links:  []progLink{{spec: h.fentry}, {spec: exit}},
 		}
 	}
-	for name := range spec.Programs {
-		if !used[name] {
+	return hookPlan{
+		hook:     h.hook,
+		method:   "tp_btf/" + h.tracepoint,
+		fallback: true,
+		reason:   err.Error(),
+		links:    []progLink{{spec: h.tp}},
+	}
+}
+
+func fexitForKernel(p prober, h tcpHook) (*ebpf.ProgramSpec, error) {
+	if err := p.Fentry(h.hook); err != nil {
+		return nil, err
+	}
+	proto, err := p.FuncProto(h.hook)
+	if err != nil {
+		return nil, err
+	}
+	return fexitFor(h.hook, proto, h.fexit)
+}
+
+// pruneSpec removes every program no plan uses, so that loading does not
+// fail on programs (e.g. fentry, or an fexit written for another
+// prototype) this kernel rejects.
+func pruneSpec(spec *ebpf.CollectionSpec, plans []hookPlan) {
+	used := map[*ebpf.ProgramSpec]bool{}
+	for _, p := range plans {
+		for _, l := range p.links {
+			used[l.spec] = true
+		}
+	}
+	for name, ps := range spec.Programs {
+		if !used[ps] {
 			delete(spec.Programs, name)
 		}
 	}
 }
 
-// attachAll attaches every planned program. On error the links made so far
-// are returned too, so the caller can close them.
+// attachAll attaches every planned program of coll, the collection loaded
+// from the pruned spec. On error the links made so far are returned too, so
+// the caller can close them.
 func attachAll(coll *ebpf.Collection, plans []hookPlan) ([]link.Link, error) {
 	var links []link.Link
 	for _, p := range plans {
 		for _, pl := range p.links {
-			prog := coll.Programs[pl.prog]
+			// The loaded program under its spec's name: the name comes
+			// from the typed spec, not from a string written here.
+			prog := coll.Programs[pl.spec.Name]
 			if prog == nil {
-				return links, fmt.Errorf("attaching %s: program %s not loaded", p.hook, pl.prog)
+				return links, fmt.Errorf("attaching %s: program %s not loaded", p.hook, pl.spec.Name)
 			}
 			var l link.Link
 			var err error
@@ -170,7 +246,7 @@ func attachAll(coll *ebpf.Collection, plans []hookPlan) ([]link.Link, error) {
 				l, err = link.AttachTracing(link.TracingOptions{Program: prog})
 			}
 			if err != nil {
-				return links, attachError(p.hook, pl.prog, err)
+				return links, attachError(p.hook, pl.spec.Name, err)
 			}
 			links = append(links, l)
 		}

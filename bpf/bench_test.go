@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// drainer runs a Recorder and counts delivered events without keeping them.
+// drainer runs the Probes and counts delivered events without keeping them.
 type drainer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -20,7 +20,7 @@ type drainer struct {
 	writes atomic.Uint64
 }
 
-func startDrainer(r *Recorder) *drainer {
+func startDrainer(r *Probes) *drainer {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &drainer{cancel: cancel, done: make(chan struct{})}
 	go r.Run(ctx)
@@ -65,7 +65,7 @@ func BenchmarkSyscallWrite(b *testing.B) {
 	b.Run("recorded", func(b *testing.B) {
 		needKernel(b)
 		// A roomy queue: on two cores the benchmark loop starves the consumer.
-		r := openRecorder(b, Options{PIDs: []uint32{uint32(os.Getpid())}, RingBytes: 64 << 20, QueueLen: 8192})
+		r := openProbes(b, Options{PIDs: []uint32{uint32(os.Getpid())}, RingBytes: 64 << 20, QueueLen: 8192})
 		d := startDrainer(r)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -82,7 +82,7 @@ func BenchmarkSyscallWrite(b *testing.B) {
 		needKernel(b)
 		// The pid filter holds another (unused) pid: every write goes
 		// through the hooks and is rejected by the filter.
-		r := openRecorder(b, Options{PIDs: []uint32{1 << 30}})
+		r := openProbes(b, Options{PIDs: []uint32{1 << 30}})
 		// Reject through the pid filter, as for other processes, not
 		// through the cheaper self-exclusion.
 		r.mu.Lock()
@@ -129,7 +129,7 @@ func BenchmarkDrain(b *testing.B) {
 	for b.Loop() {
 		b.StopTimer()
 		w := startWorkload(b, "writes", strconv.Itoa(perOp))
-		r := openRecorder(b, Options{PIDs: []uint32{w.info.PID}, RingBytes: 64 << 20, QueueLen: 4096})
+		r := openProbes(b, Options{PIDs: []uint32{w.info.PID}, RingBytes: 64 << 20, QueueLen: 4096})
 		w.run(b)
 		b.StartTimer()
 		start := time.Now()
@@ -165,7 +165,7 @@ func BenchmarkRecorderCPU(b *testing.B) {
 			var events, lost uint64
 			for b.Loop() {
 				w := startWorkload(b, "rate", strconv.Itoa(rate), strconv.FormatFloat(window.Seconds(), 'f', -1, 64))
-				r := openRecorder(b, Options{PIDs: []uint32{w.info.PID}})
+				r := openProbes(b, Options{PIDs: []uint32{w.info.PID}})
 				d := startDrainer(r)
 				// Measure the steady state, not the garbage Open leaves behind.
 				runtime.GC()

@@ -23,7 +23,7 @@ func TestBlockingRead(t *testing.T) {
 	}
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
-	r := openRecorder(t, Options{PIDs: []uint32{uint32(os.Getpid())}})
+	r := openProbes(t, Options{PIDs: []uint32{uint32(os.Getpid())}})
 	s := startSession(r)
 
 	done := make(chan error, 1)

@@ -57,6 +57,18 @@ type bpfEvent struct {
 	ErrorCode  uint64
 }
 
+type bpfEventType uint32
+
+const (
+	bpfEventTypeEV_READ         bpfEventType = 1
+	bpfEventTypeEV_WRITE        bpfEventType = 2
+	bpfEventTypeEV_TCP_SEND     bpfEventType = 3
+	bpfEventTypeEV_TCP_RECV     bpfEventType = 4
+	bpfEventTypeEV_SCHED_SWITCH bpfEventType = 5
+	bpfEventTypeEV_PAGE_FAULT   bpfEventType = 6
+	bpfEventTypeEV_MAX          bpfEventType = 7
+)
+
 type bpfOffcpu struct {
 	_         structs.HostLayout
 	OutTs     uint64
@@ -120,7 +132,9 @@ const (
 	bpfProgExitWritev        = "exit_writev"
 	bpfProgFentryTcpRecvmsg  = "fentry_tcp_recvmsg"
 	bpfProgFentryTcpSendmsg  = "fentry_tcp_sendmsg"
-	bpfProgFexitTcpRecvmsg   = "fexit_tcp_recvmsg"
+	bpfProgFexitTcpRecvmsg4  = "fexit_tcp_recvmsg4"
+	bpfProgFexitTcpRecvmsg5  = "fexit_tcp_recvmsg5"
+	bpfProgFexitTcpRecvmsg6  = "fexit_tcp_recvmsg6"
 	bpfProgFexitTcpSendmsg   = "fexit_tcp_sendmsg"
 	bpfProgOnPageFaultKernel = "on_page_fault_kernel"
 	bpfProgOnPageFaultUser   = "on_page_fault_user"
@@ -133,6 +147,7 @@ const (
 	bpfProgTpSockSend        = "tp_sock_send"
 	bpfVarCfg                = "cfg"
 	bpfVarUnusedEvent        = "unused_event"
+	bpfVarUnusedEventType    = "unused_event_type"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -191,7 +206,9 @@ type bpfProgramSpecs struct {
 	ExitWritev        *ebpf.ProgramSpec `ebpf:"exit_writev"`
 	FentryTcpRecvmsg  *ebpf.ProgramSpec `ebpf:"fentry_tcp_recvmsg"`
 	FentryTcpSendmsg  *ebpf.ProgramSpec `ebpf:"fentry_tcp_sendmsg"`
-	FexitTcpRecvmsg   *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg"`
+	FexitTcpRecvmsg4  *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg4"`
+	FexitTcpRecvmsg5  *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg5"`
+	FexitTcpRecvmsg6  *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg6"`
 	FexitTcpSendmsg   *ebpf.ProgramSpec `ebpf:"fexit_tcp_sendmsg"`
 	OnPageFaultKernel *ebpf.ProgramSpec `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.ProgramSpec `ebpf:"on_page_fault_user"`
@@ -226,8 +243,9 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
-	Cfg         *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	Cfg             *ebpf.VariableSpec `ebpf:"cfg"`
+	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
 }
 
 // bpfObjects contains all objects after they have been loaded into the kernel.
@@ -285,8 +303,9 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
-	Cfg         *ebpf.Variable `ebpf:"cfg"`
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	Cfg             *ebpf.Variable `ebpf:"cfg"`
+	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
 }
 
 // bpfPrograms contains all programs after they have been loaded into the kernel.
@@ -307,7 +326,9 @@ type bpfPrograms struct {
 	ExitWritev        *ebpf.Program `ebpf:"exit_writev"`
 	FentryTcpRecvmsg  *ebpf.Program `ebpf:"fentry_tcp_recvmsg"`
 	FentryTcpSendmsg  *ebpf.Program `ebpf:"fentry_tcp_sendmsg"`
-	FexitTcpRecvmsg   *ebpf.Program `ebpf:"fexit_tcp_recvmsg"`
+	FexitTcpRecvmsg4  *ebpf.Program `ebpf:"fexit_tcp_recvmsg4"`
+	FexitTcpRecvmsg5  *ebpf.Program `ebpf:"fexit_tcp_recvmsg5"`
+	FexitTcpRecvmsg6  *ebpf.Program `ebpf:"fexit_tcp_recvmsg6"`
 	FexitTcpSendmsg   *ebpf.Program `ebpf:"fexit_tcp_sendmsg"`
 	OnPageFaultKernel *ebpf.Program `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.Program `ebpf:"on_page_fault_user"`
@@ -336,7 +357,9 @@ func (p *bpfPrograms) Close() error {
 		p.ExitWritev,
 		p.FentryTcpRecvmsg,
 		p.FentryTcpSendmsg,
-		p.FexitTcpRecvmsg,
+		p.FexitTcpRecvmsg4,
+		p.FexitTcpRecvmsg5,
+		p.FexitTcpRecvmsg6,
 		p.FexitTcpSendmsg,
 		p.OnPageFaultKernel,
 		p.OnPageFaultUser,

@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Byte offsets of struct event in kprobe.c; layout_test.go checks them
-// against the bpf2go-generated bpfEvent.
+// Byte offsets of struct event in probes/event.h; TestEventLayout
+// (decode_test.go) checks them against the bpf2go-generated bpfEvent.
 const (
 	offTs         = 0
 	offDur        = 8

@@ -252,3 +252,34 @@ func TestRestartedSyscall(t *testing.T) {
 		}
 	}
 }
+
+// TestEventTypesMatchProbes pins the Go event types to enum event_type in
+// probes/event.h, as bpf2go generated it, and the per-type arrays to its
+// size (the kernel's lost counters have EV_MAX entries).
+func TestEventTypesMatchProbes(t *testing.T) {
+	want := []bpfEventType{
+		bpfEventTypeEV_READ, bpfEventTypeEV_WRITE, bpfEventTypeEV_TCP_SEND,
+		bpfEventTypeEV_TCP_RECV, bpfEventTypeEV_SCHED_SWITCH, bpfEventTypeEV_PAGE_FAULT,
+	}
+	var got []bpfEventType
+	for _, typ := range EventTypes() {
+		got = append(got, bpfEventType(typ))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("event types (-want +got):\n%s", diff)
+	}
+	if numEventTypes != int(bpfEventTypeEV_MAX) {
+		t.Errorf("numEventTypes %d, EV_MAX %d", numEventTypes, bpfEventTypeEV_MAX)
+	}
+	spec, err := loadBpf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs bpfSpecs
+	if err := spec.Assign(&specs); err != nil {
+		t.Fatal(err)
+	}
+	if n := specs.Lost.MaxEntries; n != uint32(numEventTypes) {
+		t.Errorf("lost counters: %d entries, want %d", n, numEventTypes)
+	}
+}

@@ -5,7 +5,7 @@ import "net/netip"
 // EventType says which hook produced an Event.
 type EventType uint8
 
-// Values match enum event_type in kprobe.c.
+// Values match enum event_type in probes/event.h (TestEventTypesMatchProbes).
 const (
 	EventRead EventType = iota + 1
 	EventWrite
@@ -13,8 +13,10 @@ const (
 	EventTCPRecv
 	EventSchedSwitch
 	EventPageFault
+	eventTypeEnd // one past the last type
 
-	numEventTypes = int(EventPageFault) + 1
+	// numEventTypes sizes the arrays indexed by EventType (index 0 unused).
+	numEventTypes = int(eventTypeEnd)
 )
 
 var eventTypeNames = [numEventTypes]string{
@@ -30,13 +32,17 @@ func (t EventType) String() string {
 
 // EventTypes lists every type the recorder emits, in order.
 func EventTypes() []EventType {
-	return []EventType{EventRead, EventWrite, EventTCPSend, EventTCPRecv, EventSchedSwitch, EventPageFault}
+	types := make([]EventType, 0, numEventTypes-1)
+	for t := EventRead; t < eventTypeEnd; t++ {
+		types = append(types, t)
+	}
+	return types
 }
 
-// syscallNames is indexed by enum rw_syscall in kprobe.c.
+// syscallNames is indexed by enum rw_syscall in probes/event.h.
 var syscallNames = [...]string{"", "read", "pread64", "readv", "write", "pwrite64", "writev"}
 
-// MaxPayload is the compile-time bound on captured payload bytes (MAX_PAYLOAD in kprobe.c).
+// MaxPayload is the compile-time bound on captured payload bytes (MAX_PAYLOAD in probes/event.h).
 const MaxPayload = 512
 
 // Event is one decoded kernel event. Which fields are set depends on Type.

@@ -22,7 +22,7 @@ func runDD(t *testing.T, n int) uint32 {
 func TestFilterPID(t *testing.T) {
 	needKernel(t)
 	w := startWorkload(t, "writes", "100")
-	r := openRecorder(t, Options{PIDs: []uint32{w.info.PID}})
+	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}})
 	s := startSession(r)
 	ddPID := runDD(t, 200)
 	w.run(t)
@@ -46,7 +46,7 @@ func TestFilterComm(t *testing.T) {
 	needKernel(t)
 	const n = 300
 	w := startWorkload(t, "writes", "50")
-	r := openRecorder(t, Options{Comms: []string{"dd"}})
+	r := openProbes(t, Options{Comms: []string{"dd"}})
 	s := startSession(r)
 	ddPID := runDD(t, n)
 	w.run(t)
@@ -92,7 +92,7 @@ func TestFilterCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := openRecorder(t, Options{CgroupPaths: []string{dir}})
+	r := openProbes(t, Options{CgroupPaths: []string{dir}})
 	s := startSession(r)
 	runDD(t, 100) // outside the cgroup
 	w.run(t)
@@ -138,7 +138,7 @@ func TestAddPID(t *testing.T) {
 	needKernel(t)
 	w := startWorkload(t, "writes", "100")
 	// Start with a filter that matches nothing, as when launching a command.
-	r := openRecorder(t, Options{PIDs: []uint32{1 << 30}})
+	r := openProbes(t, Options{PIDs: []uint32{1 << 30}})
 	s := startSession(r)
 	if err := r.AddPID(w.info.PID); err != nil {
 		t.Fatal(err)
@@ -162,7 +162,7 @@ func TestAddPID(t *testing.T) {
 func TestSelfExcluded(t *testing.T) {
 	needKernel(t)
 	w := startWorkload(t, "writes", "10")
-	r := openRecorder(t, Options{}) // no filters: everything but the recorder itself
+	r := openProbes(t, Options{}) // no filters: everything but the recorder itself
 	s := startSession(r)
 	f, err := os.CreateTemp(t.TempDir(), "self")
 	if err != nil {

@@ -5,6 +5,8 @@ package bpf
 //	make vmlinux       # refresh the pinned headers/vmlinux.h, on purpose only
 //	go generate ./bpf/...
 //
-// The generated bpf_x86_bpfel.go and bpf_x86_bpfel.o are committed so that
-// `go build` needs no clang.
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type event bpf kprobe.c
+// kprobe.c is one compilation unit that includes the headers under probes/,
+// one per concern (event layout, shared maps, the filter, and each hook
+// family). The generated bpf_x86_bpfel.go and bpf_x86_bpfel.o are committed
+// so that `go build` needs no clang.
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type event -type event_type bpf kprobe.c

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cilium/ebpf"
 )
 
 // needKernel skips tests that load BPF programs unless running as root
@@ -138,16 +140,16 @@ func (w *workload) run(tb testing.TB) {
 	}
 }
 
-// session runs a Recorder and collects every delivered event.
+// session runs the Probes and collects every delivered event.
 type session struct {
-	r      *Recorder
+	r      *Probes
 	cancel context.CancelFunc
 	done   chan struct{}
 	runErr chan error
 	events []Event
 }
 
-func openRecorder(tb testing.TB, opts Options) *Recorder {
+func openProbes(tb testing.TB, opts Options) *Probes {
 	tb.Helper()
 	r, err := Open(context.Background(), opts)
 	if err != nil {
@@ -157,7 +159,7 @@ func openRecorder(tb testing.TB, opts Options) *Recorder {
 	return r
 }
 
-func startSession(r *Recorder) *session {
+func startSession(r *Probes) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{r: r, cancel: cancel, done: make(chan struct{}), runErr: make(chan error, 1)}
 	go func() {
@@ -185,6 +187,25 @@ func (s *session) stop(tb testing.TB) []Event {
 		tb.Fatalf("Run: %v", err)
 	}
 	return s.events
+}
+
+// loadedProgram is the program of p that pick names in the typed specs.
+func loadedProgram(tb testing.TB, p *Probes, pick func(*bpfProgramSpecs) *ebpf.ProgramSpec) *ebpf.Program {
+	tb.Helper()
+	spec, err := loadBpf()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var specs bpfSpecs
+	if err := spec.Assign(&specs); err != nil {
+		tb.Fatal(err)
+	}
+	name := pick(&specs.bpfProgramSpecs).Name
+	prog := p.coll.Programs[name]
+	if prog == nil {
+		tb.Fatalf("program %s not loaded", name)
+	}
+	return prog
 }
 
 func filterEvents(evs []Event, keep func(*Event) bool) []Event {

@@ -13,7 +13,7 @@ func TestKernelLost(t *testing.T) {
 	needKernel(t)
 	const k = 5000
 	w := startWorkload(t, "writes", "5000")
-	r := openRecorder(t, Options{PIDs: []uint32{w.info.PID}, RingBytes: os.Getpagesize()})
+	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, RingBytes: os.Getpagesize()})
 	w.run(t) // Run not started: the ring fills up
 	s := startSession(r)
 	evs := s.stop(t)
@@ -58,7 +58,7 @@ func TestQueueDropped(t *testing.T) {
 	needKernel(t)
 	const k = 5000
 	w := startWorkload(t, "writes", "5000")
-	r := openRecorder(t, Options{PIDs: []uint32{w.info.PID}, QueueLen: 1})
+	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, QueueLen: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()

@@ -3,7 +3,7 @@ package bpf
 import "testing"
 
 func TestReleaseRecyclesFullBatches(t *testing.T) {
-	r := &Recorder{free: make(chan []Event, 1)}
+	r := &Probes{free: make(chan []Event, 1)}
 
 	r.Release(make([]Event, 3)) // exact-size copy: not kept
 	if len(r.free) != 0 {

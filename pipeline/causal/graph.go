@@ -1,6 +1,9 @@
 package causal
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // This file is the contract between the causal engine, the graph stores that keep what it
 // draws (pipeline/graphstore/...) and the use cases that read chains back. Stores are
@@ -64,11 +67,26 @@ type Writer interface {
 	Write(ctx context.Context, g Graph) error
 }
 
-// Reader answers the two questions the use cases ask of a graph store.
+// ErrNotFound is returned (wrapped) by a Reader asked about a root node it does not hold, so
+// that "unknown settlement" and "a settlement with no causes" read differently.
+var ErrNotFound = errors.New("no such node in the causal graph")
+
+// MaxCauseDepth is how many hops Causes follows from its root. Stores walk outgoing edges
+// only and never visit a node twice on one path, so cycles end; the engine keeps its chains
+// (business object → spans → causes → deeper causes) within this many hops.
+const MaxCauseDepth = 8
+
+// Reader answers the two questions the use cases ask of a graph store. Both return
+// ErrNotFound when root is not in the graph.
 type Reader interface {
 	// Causes returns the paths from root down to nodes labelled LabelCause, ranked by the
-	// ExplainedNs of their last edge, largest first, at most limit (0: all).
+	// ExplainedNs of their last edge, largest first, at most limit (0: all). Ties rank
+	// the shorter path first, then the path whose node IDs sort first. Paths are simple
+	// (no node twice) and at most MaxCauseDepth edges long; they may pass through other
+	// Cause nodes (a cause of a cause).
 	Causes(ctx context.Context, rootID string, limit int) ([]Path, error)
-	// Subgraph returns everything reachable from root within maxDepth hops, for display.
+	// Subgraph returns everything reachable from root within maxDepth hops, for display:
+	// those nodes and every edge between two of them, nodes ordered by ID and edges by
+	// (From, To, Type).
 	Subgraph(ctx context.Context, rootID string, maxDepth int) (Graph, error)
 }

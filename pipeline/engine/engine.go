@@ -55,8 +55,11 @@ type Engine struct {
 	out     []event.Event
 	spanOut []span.Span
 	stats   stats
-	lastIn  time.Time
-	flushed bool
+	// corrStats is the correlator's counters as Run last published them: the correlator
+	// belongs to Run's goroutine, and Stats may be called from any.
+	corrStats atomic.Pointer[correlate.Stats]
+	lastIn    time.Time
+	flushed   bool
 }
 
 type stats struct {
@@ -110,15 +113,25 @@ func (e *Engine) AddSpans(ctx context.Context, spans []span.Span) error {
 	}
 }
 
-// Stats returns a snapshot of the counters. Correlator stats are read from Run's goroutine,
-// so they are only exact after Run returns.
+// Stats returns a snapshot of the counters, safe to call while Run runs. The correlator's
+// are those Run published after the input it last handled; exact once Run returns.
 func (e *Engine) Stats() Stats {
+	var cs correlate.Stats
+	if p := e.corrStats.Load(); p != nil {
+		cs = *p
+	}
 	return Stats{
 		Messages: e.stats.messages.Load(), Events: e.stats.events.Load(), Spans: e.stats.spans.Load(),
 		Written: e.stats.written.Load(), DeadLettered: e.stats.deadLettered.Load(), Commits: e.stats.commits.Load(),
 		InsertRetries: e.stats.insertRetries.Load(), EnrichedDropped: e.stats.enrichedDropped.Load(),
-		Correlator: e.corr.Stats(),
+		Correlator: cs,
 	}
+}
+
+// publishStats makes the correlator's counters visible to Stats; called from Run only.
+func (e *Engine) publishStats() {
+	s := e.corr.Stats()
+	e.corrStats.Store(&s)
 }
 
 // Run consumes until ctx ends or the source closes, then writes out what it holds.
@@ -146,12 +159,15 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(e.opts.FlushEvery)
 	defer tick.Stop()
+	defer e.publishStats()
 	e.lastIn = time.Now()
 	for {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
 				err := <-fetchErr
+				// Spans handed over before the input closed still join what is buffered.
+				e.drainSpans()
 				// Drain: write everything still buffered, with a fresh context if ours ended.
 				e.corr.Flush(e.emit)
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.DrainTimeout)
@@ -167,10 +183,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			e.handle(m)
 		case s := <-e.spans:
-			e.stats.spans.Add(uint64(len(s)))
-			e.corr.AddSpans(s)
-			e.keepSpans(s)
-			e.lastIn = time.Now()
+			e.addSpans(s)
 		case <-tick.C:
 			if time.Since(e.lastIn) > e.opts.Idle && !e.flushed {
 				e.corr.Flush(e.emit)
@@ -180,12 +193,32 @@ func (e *Engine) Run(ctx context.Context) error {
 				return err
 			}
 		}
+		e.publishStats()
 		// Once ctx has ended, errors here are the cancellation itself: the drain above
 		// writes and commits what is left.
 		if len(e.out) >= e.opts.MaxBatch {
 			if err := e.write(ctx, false); err != nil && ctx.Err() == nil {
 				return err
 			}
+		}
+	}
+}
+
+func (e *Engine) addSpans(s []span.Span) {
+	e.stats.spans.Add(uint64(len(s)))
+	e.corr.AddSpans(s)
+	e.keepSpans(s)
+	e.lastIn = time.Now()
+}
+
+// drainSpans takes the spans already handed to AddSpans without waiting for more.
+func (e *Engine) drainSpans() {
+	for {
+		select {
+		case s := <-e.spans:
+			e.addSpans(s)
+		default:
+			return
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -81,7 +83,8 @@ func TestEngineJoinsWritesAndCommits(t *testing.T) {
 		Host: "n", PID: 7, StartNs: 100, EndNs: 200, Attrs: map[string]string{"settlement.id": "4821"}}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // spans before events, as in a steady stream
+	// Spans before events, as in a steady stream.
+	waitFor(t, "the span to reach the correlator", func() bool { return e.Stats().Correlator.SpansIn == 1 })
 	src.Publish(batch(t, ev(1, 7, 150), ev(2, 7, 250)))
 	src.Publish(bus.Message{Topic: event.TopicSyscall, Value: []byte("not protobuf")})
 	src.Publish(batch(t, ev(3, 8, 300)))
@@ -131,6 +134,12 @@ type recordingSource struct {
 	committed []int64
 }
 
+func (s *recordingSource) commits() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.committed...)
+}
+
 func (s *recordingSource) Commit(ctx context.Context, msgs ...bus.Message) error {
 	s.mu.Lock()
 	for _, m := range msgs {
@@ -140,25 +149,57 @@ func (s *recordingSource) Commit(ctx context.Context, msgs ...bus.Message) error
 	return s.Memory.Commit(ctx, msgs...)
 }
 
+// TestEngineCommitsOnlyWhatIsWritten: a batch is committed once it is in the store, and
+// never while the store refuses it. The engine is seen to try (and retry) the write
+// before the test stops it, so "nothing committed" is not merely "nothing ran".
 func TestEngineCommitsOnlyWhatIsWritten(t *testing.T) {
-	src := &recordingSource{Memory: bus.NewMemory(64)}
-	store := &memStore{failFirst: 1 << 30} // the store never comes up
-	ctx, cancel := context.WithCancel(context.Background())
-	e, err := New(Options{Source: src, Store: store, FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond,
-		DrainTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name          string
+		failFirst     int
+		wantCommitted []int64
+	}{
+		{"store up", 0, []int64{0}},
+		{"store never comes up", 1 << 30, nil},
 	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(ctx) }()
-	src.Publish(batch(t, ev(1, 7, 150)))
-	time.Sleep(100 * time.Millisecond)
-	cancel()
-	<-done
-	src.mu.Lock()
-	defer src.mu.Unlock()
-	if len(src.committed) != 0 {
-		t.Fatalf("committed offsets %v although nothing was written", src.committed)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &recordingSource{Memory: bus.NewMemory(64)}
+			store := &memStore{failFirst: tt.failFirst}
+			ctx, cancel := context.WithCancel(context.Background())
+			e, err := New(Options{Source: src, Store: store, FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond,
+				DrainTimeout: 100 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- e.Run(ctx) }()
+			src.Publish(batch(t, ev(1, 7, 150)))
+			if tt.wantCommitted != nil {
+				waitFor(t, "the commit", func() bool { return len(src.commits()) > 0 })
+			} else {
+				waitFor(t, "a retried insert", func() bool { return e.Stats().InsertRetries >= 2 })
+			}
+			cancel()
+			<-done
+			if diff := cmp.Diff(tt.wantCommitted, src.commits()); diff != "" {
+				t.Errorf("committed offsets (-want +got):\n%s", diff)
+			}
+			if st := e.Stats(); st.Events != 1 {
+				t.Errorf("engine consumed %d events, want 1", st.Events)
+			}
+		})
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -21,6 +21,9 @@ const (
 	typeEnd
 )
 
+// NumTypes is the length of an array indexed by Type (TypeUnknown included).
+const NumTypes = int(typeEnd)
+
 var typeNames = [...]string{
 	TypeUnknown:     "unknown",
 	TypeRead:        "read",

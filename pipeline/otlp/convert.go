@@ -16,6 +16,7 @@ const (
 	attrHostName    = "host.name"
 	attrProcessPID  = "process.pid"
 	attrThreadID    = "thread.id"
+	attrThreadName  = "thread.name"
 )
 
 // Converter turns OTLP traces into spans. The zero value keeps the default business
@@ -29,7 +30,8 @@ type Converter struct {
 // report it as an OTLP partial success.
 //
 // Business attributes come from the resource and then the span (the span's win); all
-// other attributes are dropped. thread.id is read from the span, else the resource.
+// other attributes are dropped. thread.id and thread.name are read from the span, else
+// the resource.
 func (c Converter) Convert(td ptrace.Traces) (spans []span.Span, rejected int) {
 	spans = make([]span.Span, 0, td.SpanCount())
 	rss := td.ResourceSpans()
@@ -48,6 +50,9 @@ func (c Converter) Convert(td ptrace.Traces) (spans []span.Span, rejected int) {
 		}
 		if v, ok := res.Get(attrThreadID); ok {
 			proc.TID = uint32Value(v)
+		}
+		if v, ok := res.Get(attrThreadName); ok {
+			proc.ThreadName = v.AsString()
 		}
 		resAttrs := c.business(nil, res)
 
@@ -70,6 +75,9 @@ func (c Converter) Convert(td ptrace.Traces) (spans []span.Span, rejected int) {
 				out.Status = statusString(s.Status().Code())
 				if v, ok := s.Attributes().Get(attrThreadID); ok {
 					out.TID = uint32Value(v)
+				}
+				if v, ok := s.Attributes().Get(attrThreadName); ok {
+					out.ThreadName = v.AsString()
 				}
 				out.Attrs = c.business(resAttrs, s.Attributes())
 				spans = append(spans, out)

@@ -12,8 +12,13 @@ import (
 
 func kafkaValue(t testing.TB) []byte {
 	t.Helper()
+	return kafkaValueOf(t, testTraces(nil))
+}
+
+func kafkaValueOf(t testing.TB, td ptrace.Traces) []byte {
+	t.Helper()
 	var m ptrace.ProtoMarshaler
-	b, err := m.MarshalTraces(testTraces(nil))
+	b, err := m.MarshalTraces(td)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,3 +219,27 @@ func TestNewReceiverNeedsAnAddress(t *testing.T) {
 		t.Fatal("NewReceiver with no address succeeded")
 	}
 }
+
+// startReceiverWith runs a receiver with opts whose sink feeds got.
+func startReceiverWith(t *testing.T, opts ReceiverOptions, got chan []span.Span) *Receiver {
+	t.Helper()
+	r, err := NewReceiver(opts, func(ctx context.Context, spans []span.Span) error {
+		got <- spans
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return r
+}
+
+func semconvService(name string) attribute.KeyValue { return attribute.String("service.name", name) }

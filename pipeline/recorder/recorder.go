@@ -32,8 +32,8 @@ type Options struct {
 type Recorder struct {
 	log        *slog.Logger
 	node       string
-	probes     *bpf.Recorder
-	counts     [8]atomic.Uint64
+	probes     *bpf.Probes
+	counts     [event.NumTypes]atomic.Uint64
 	sinkErrors atomic.Uint64
 
 	launcherPID  uint32
@@ -84,7 +84,7 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 			}
 			buf = append(buf, event.Event{})
 			Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
-			r.counts[buf[len(buf)-1].Type&7].Add(1)
+			r.counts[buf[len(buf)-1].Type].Add(1)
 		}
 		if err := sink.Write(ctx, buf); err != nil {
 			if r.sinkErrors.Add(1) == 1 {

@@ -115,3 +115,19 @@ func TestFromLauncherSkipsUntilExec(t *testing.T) {
 		t.Errorf("counted %d launcher events, want 1", r.launcher.Load())
 	}
 }
+
+// TestTypeOfCoversEveryType: every probe type maps to its own pipeline type,
+// within the per-type counters.
+func TestTypeOfCoversEveryType(t *testing.T) {
+	var got []event.Type
+	for _, bt := range bpf.EventTypes() {
+		typ := typeOf(bt)
+		if int(typ) >= event.NumTypes {
+			t.Errorf("%s maps to %d, beyond the %d counters", bt, typ, event.NumTypes)
+		}
+		got = append(got, typ)
+	}
+	if diff := cmp.Diff(event.Types(), got); diff != "" {
+		t.Errorf("pipeline types of the probe types (-want +got):\n%s", diff)
+	}
+}

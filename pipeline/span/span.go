@@ -12,11 +12,26 @@ type Span struct {
 	Host     string // resource host.name; must equal event.Event.Node to join
 	PID      uint32 // resource process.pid
 	TID      uint32 // thread.id, 0 when the span does not say which thread ran it
-	StartNs  int64  // wall clock, ns since the Unix epoch
+	// ThreadName is thread.name: the runtime's name of the thread (the JVM gives its
+	// threads' names to the kernel, so it can be matched against events' comm).
+	ThreadName string
+	// HostFrom and PIDFrom say where Host and PID came from when the span's resource did
+	// not say: FromReceiver (the node of the receiver the span was sent to), FromPeer
+	// (the process at the other end of the OTLP connection); "" is the resource itself.
+	HostFrom string
+	PIDFrom  string
+	StartNs  int64 // wall clock, ns since the Unix epoch
 	EndNs    int64
 	Attrs    map[string]string // business attributes only (see Business)
 	Status   string            // "", "ok" or "error"
 }
+
+// Where a span's host or process came from, when not from its resource.
+const (
+	FromResource = ""
+	FromReceiver = "receiver"
+	FromPeer     = "peer"
+)
 
 // Status values.
 const (

@@ -27,11 +27,11 @@ func startAllWorkload(t *testing.T) *workload {
 		strconv.Itoa(wlPages), strconv.Itoa(wlSleeps), strconv.Itoa(wlSleepMs))
 }
 
-func TestRecorderWorkload(t *testing.T) {
+func TestProbesWorkload(t *testing.T) {
 	needKernel(t)
 	w := startAllWorkload(t)
 	info := w.info
-	r := openRecorder(t, Options{PIDs: []uint32{info.PID}})
+	r := openProbes(t, Options{PIDs: []uint32{info.PID}})
 	s := startSession(r)
 	start := time.Now()
 	w.run(t)
@@ -185,12 +185,12 @@ func TestRecorderWorkload(t *testing.T) {
 	}
 }
 
-func TestRecorderPayload(t *testing.T) {
+func TestProbesPayload(t *testing.T) {
 	needKernel(t)
 	const n = 64
 	w := startAllWorkload(t)
 	info := w.info
-	r := openRecorder(t, Options{PIDs: []uint32{info.PID}, PayloadPIDs: []uint32{info.PID}, PayloadBytes: n})
+	r := openProbes(t, Options{PIDs: []uint32{info.PID}, PayloadPIDs: []uint32{info.PID}, PayloadBytes: n})
 	s := startSession(r)
 	w.run(t)
 	evs := s.stop(t)

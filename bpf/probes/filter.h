@@ -1,0 +1,54 @@
+/* The one filter: which tasks are recorded. Every hook asks it about a
+ * task_struct (the current task, or the one a scheduler tracepoint names),
+ * reading the task with BTF loads: no helper call but the map lookups. */
+#ifndef KPROBE_FILTER_H
+#define KPROBE_FILTER_H
+
+static __always_inline __u64 task_cgroup_id(struct task_struct *t)
+{
+	return t->cgroups->dfl_cgrp->kn->id;
+}
+
+/* Active filters must all match; with none, every task but the recorder's
+ * own is recorded. */
+static __always_inline bool want_task(struct task_struct *t)
+{
+	__u32 f = cfg.filters;
+	__u32 self = cfg.self_tgid;
+	__u32 tgid = t->tgid;
+
+	if (self && tgid == self)
+		return false;
+	if (!f)
+		return true;
+	if ((f & FILTER_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
+		return false;
+	if (f & FILTER_COMM) {
+		char comm[COMM_LEN];
+
+		copy_comm(comm, t->comm);
+		if (!bpf_map_lookup_elem(&filter_comms, comm))
+			return false;
+	}
+	if (f & FILTER_CGROUP) {
+		__u64 cgid = task_cgroup_id(t);
+
+		if (!bpf_map_lookup_elem(&filter_cgroups, &cgid))
+			return false;
+	}
+	return true;
+}
+
+/* The identity of task t in e, with BTF loads. */
+static __always_inline void fill_task(struct event *e, struct task_struct *t, __u32 type, __u64 ts)
+{
+	e->ts_ns = ts;
+	e->pid = t->tgid;
+	e->tid = t->pid;
+	e->cpu = bpf_get_smp_processor_id();
+	e->type = type;
+	e->cgroup_id = task_cgroup_id(t);
+	copy_comm(e->comm, t->comm);
+}
+
+#endif

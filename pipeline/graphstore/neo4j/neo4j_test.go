@@ -1,0 +1,112 @@
+package neo4j
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	driver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/kprobe/kprobe/pipeline/graphstore/storetest"
+)
+
+// testOptions reads the server `make test` starts (scripts/neo4j/neo4j.sh); without it the
+// test skips, which `make test` does not allow.
+func testOptions(t testing.TB) Options {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Neo4j server (-short)")
+	}
+	o := EnvOptions(os.Getenv)
+	if o.URI == "" {
+		t.Skip(EnvURI + " unset: start Neo4j with `make neo4j-up` and export what `scripts/neo4j/neo4j.sh env` prints")
+	}
+	return o
+}
+
+func TestContract(t *testing.T) {
+	opts := testOptions(t)
+	storetest.Run(t, func(t *testing.T, prefix string) func() (storetest.Store, error) {
+		t.Cleanup(func() { deletePrefix(t, opts, prefix) })
+		return func() (storetest.Store, error) { return Open(context.Background(), opts) }
+	})
+}
+
+// deletePrefix removes one test's nodes: every test shares the server's one database.
+func deletePrefix(t testing.TB, opts Options, prefix string) {
+	t.Helper()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer s.Close()
+	ctx := context.Background()
+	sess := s.session(ctx, driver.AccessModeWrite)
+	defer sess.Close(ctx)
+	res, err := sess.Run(ctx, `MATCH (n:KprobeNode) WHERE n._id STARTS WITH $p
+CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS`, map[string]any{"p": prefix})
+	if err == nil {
+		_, err = res.Consume(ctx)
+	}
+	if err != nil {
+		t.Errorf("cleanup of %s: %v", prefix, err)
+	}
+}
+
+func TestOpenErrorsNameTheFix(t *testing.T) {
+	good := testOptions(t)
+	dir := t.TempDir()
+	wrong := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(wrong, []byte("not-the-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Options)
+		want []string
+	}{
+		{"no URI", func(o *Options) { o.URI = "" }, []string{"no server URI", "--neo4j"}},
+		{"bad scheme", func(o *Options) { o.URI = "http://127.0.0.1:7474" }, []string{`scheme "http" not supported`}},
+		// A user of its own, so that the failed attempts never lock the shared user out.
+		{"wrong password", func(o *Options) { o.User, o.Password, o.PasswordFile = "kprobe_nobody", "", wrong },
+			[]string{"refused user", "wrong user or password", EnvPasswordFile}},
+		{"missing password file", func(o *Options) { o.Password, o.PasswordFile = "", filepath.Join(dir, "nope") },
+			[]string{"reading the password file", "make neo4j-up"}},
+		{"empty password file", func(o *Options) { o.Password, o.PasswordFile = "", empty }, []string{"is empty"}},
+		{"unreachable", func(o *Options) { o.URI = "bolt://127.0.0.1:1" }, []string{"unreachable", "make neo4j-up"}},
+		{"TLS to a plain server", func(o *Options) { o.URI = strings.Replace(good.URI, "bolt://", "bolt+s://", 1) },
+			[]string{"neo4j at bolt+s://"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := good
+			tc.mod(&o)
+			s, err := Open(context.Background(), o)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open succeeded")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") {
+				t.Errorf("error is more than one line: %q", msg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q lacks %q", msg, w)
+				}
+			}
+		})
+	}
+	// The same options, unmodified, open: the failures above came from the changes.
+	s, err := Open(context.Background(), good)
+	if err != nil {
+		t.Fatalf("Open with the good options: %v", err)
+	}
+	s.Close()
+}

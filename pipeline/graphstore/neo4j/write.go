@@ -1,0 +1,170 @@
+package neo4j
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	driver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
+	"github.com/kprobe/kprobe/pipeline/causal"
+	"github.com/kprobe/kprobe/pipeline/graphstore"
+)
+
+// statement is one UNWIND query and its rows; a Write is a list of them, cut into
+// transactions of at most BatchRows rows.
+type statement struct {
+	query  string
+	params map[string]any // besides $rows
+	rows   []any
+}
+
+// Write merges g into the graph. Nodes and edges are MERGEd on their keys (node ID; edge
+// From, To, Type), so writing the same graph again changes nothing. A write of more than
+// BatchRows items commits in several transactions: if it fails half-way, writing it again
+// completes it.
+func (s *Store) Write(ctx context.Context, g causal.Graph) error {
+	g, err := graphstore.Normalize(g)
+	if err != nil {
+		return fmt.Errorf("writing graph: %w", err)
+	}
+	if len(g.Nodes) == 0 && len(g.Edges) == 0 {
+		return nil
+	}
+	for _, tx := range batches(plan(g), s.opts.BatchRows) {
+		if err := s.commit(ctx, tx); err != nil {
+			return fmt.Errorf("writing graph: %w", err)
+		}
+	}
+	return nil
+}
+
+// plan turns a normalised graph into statements: nodes by label, then the endpoints of
+// edges that this write does not name as nodes (created bare, so that no edge is dropped
+// because its node comes in a later write), then edges by type. Grouping keeps the label
+// and type in the query text, where Neo4j needs them, and each text is planned once.
+func plan(g causal.Graph) []statement {
+	var out []statement
+	byLabel := map[string][]any{}
+	inBatch := make(map[string]bool, len(g.Nodes))
+	for _, n := range g.Nodes {
+		inBatch[n.ID] = true
+		props := make(map[string]any, len(n.Props))
+		for k, v := range n.Props {
+			props[k] = v
+		}
+		byLabel[n.Label] = append(byLabel[n.Label], map[string]any{"id": n.ID, "props": props})
+	}
+	for _, label := range slices.Sorted(maps.Keys(byLabel)) {
+		out = append(out, statement{query: nodeQuery(label), params: map[string]any{"label": label}, rows: byLabel[label]})
+	}
+
+	var bare []any
+	byType := map[string][]any{}
+	for _, e := range g.Edges {
+		for _, id := range []string{e.From, e.To} {
+			if !inBatch[id] {
+				inBatch[id] = true
+				bare = append(bare, id)
+			}
+		}
+		byType[e.Type] = append(byType[e.Type], map[string]any{"from": e.From, "to": e.To, "p": edgeProps(e)})
+	}
+	if len(bare) > 0 {
+		out = append(out, statement{query: bareNodeQuery, rows: bare})
+	}
+	for _, typ := range slices.Sorted(maps.Keys(byType)) {
+		out = append(out, statement{query: edgeQuery(typ), rows: byType[typ]})
+	}
+	return out
+}
+
+// nodeQuery MERGEs nodes of one label. A node written before under another label loses
+// it, so label scans (the chain query matches :Cause) stay true.
+func nodeQuery(label string) string {
+	return `UNWIND $rows AS row
+MERGE (n:KprobeNode {_id: row.id})
+WITH n, row, n._label AS old
+FOREACH (o IN CASE WHEN old IS NOT NULL AND old <> $label THEN [old] ELSE [] END | REMOVE n:$(o))
+SET n:` + label + `, n._label = $label, n += row.props`
+}
+
+const bareNodeQuery = `UNWIND $rows AS id MERGE (:KprobeNode {_id: id})`
+
+// edgeQuery MERGEs edges of one type; SET r = replaces every property, as the contract
+// asks of a re-written edge. Endpoints exist: plan creates them first.
+func edgeQuery(typ string) string {
+	return `UNWIND $rows AS row
+MATCH (a:KprobeNode {_id: row.from})
+MATCH (b:KprobeNode {_id: row.to})
+MERGE (a)-[r:` + typ + `]->(b)
+SET r = row.p`
+}
+
+func edgeProps(e causal.Edge) map[string]any {
+	p := map[string]any{
+		"explained_ns": e.ExplainedNs,
+		"rule":         e.Rule,
+		"confidence":   e.Confidence,
+		"join":         e.Join,
+	}
+	if len(e.Evidence) > 0 {
+		// Bolt integers are signed: event IDs keep their bits and come back as uint64.
+		ev := make([]int64, len(e.Evidence))
+		for i, id := range e.Evidence {
+			ev[i] = int64(id)
+		}
+		p["evidence"] = ev
+	}
+	return p
+}
+
+// batches cuts statements into transactions of at most max rows each, splitting a
+// statement's rows where needed and keeping their order.
+func batches(stmts []statement, max int) [][]statement {
+	var out [][]statement
+	var cur []statement
+	n := 0
+	for _, st := range stmts {
+		for len(st.rows) > 0 {
+			if n == max {
+				out, cur, n = append(out, cur), nil, 0
+			}
+			take := min(len(st.rows), max-n)
+			part := st
+			part.rows = st.rows[:take:take]
+			cur = append(cur, part)
+			n += take
+			st.rows = st.rows[take:]
+		}
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// commit runs one transaction; the driver retries it on transient errors (deadlocks
+// between concurrent writers MERGEing the same nodes, leader changes).
+func (s *Store) commit(ctx context.Context, tx []statement) error {
+	sess := s.session(ctx, driver.AccessModeWrite)
+	defer sess.Close(context.WithoutCancel(ctx))
+	_, err := sess.ExecuteWrite(ctx, func(t driver.ManagedTransaction) (any, error) {
+		for _, st := range tx {
+			params := map[string]any{"rows": st.rows}
+			for k, v := range st.params {
+				params[k] = v
+			}
+			res, err := t.Run(ctx, st.query, params)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := res.Consume(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	return err
+}
