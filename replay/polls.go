@@ -280,7 +280,7 @@ func (p pollSet) answer(rc *recording.Call, fds map[int]*fdEntry) ([]memWrite, i
 		return []memWrite{{addr: p.addr, data: out}}, n
 	}
 	size := len(p.raw) / 3
-	rsize := (int(rc.Arg(0)) + 63) / 64 * 8
+	rsize := recording.SetSlot
 	var w []memWrite
 	n := 0
 	for s, addr := range p.sets {
@@ -292,7 +292,7 @@ func (p pollSet) answer(rc *recording.Call, fds map[int]*fdEntry) ([]memWrite, i
 			if p.raw[s*size+fd/8]&(1<<(fd%8)) == 0 {
 				continue
 			}
-			for rfd := 0; rfd < int(rc.Arg(0)); rfd++ {
+			for rfd := 0; rfd < min(int(rc.Arg(0)), 8*rsize); rfd++ {
 				if s*rsize+rfd/8 < len(rec) && rec[s*rsize+rfd/8]&(1<<(rfd%8)) != 0 && sameFD(fd, rfd, rc, fds) {
 					out[fd/8] |= 1 << (fd % 8)
 					n++

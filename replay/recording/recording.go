@@ -338,12 +338,12 @@ func polledFDs(c *Call) []int {
 		}
 		return out
 	case Select:
-		// Payload: the recorded (after-call) sets; the fds that were asked for are not
-		// recorded, so the ready ones stand for them.
+		// Payload: the recorded (after-call) sets, each in a 128-byte slot; the fds that
+		// were asked for are not recorded, so the ready ones stand for them.
 		var out []int
-		n := int(c.Arg(0))
+		n := min(int(c.Arg(0)), 8*SetSlot)
 		for set := 0; set < 3; set++ {
-			base := set * setBytes(n)
+			base := set * SetSlot
 			for fd := 0; fd < n && base+fd/8 < len(p); fd++ {
 				if p[base+fd/8]&(1<<(fd%8)) != 0 {
 					out = append(out, fd)
@@ -356,5 +356,6 @@ func polledFDs(c *Call) []int {
 	return nil
 }
 
-// setBytes is the size of an fd_set that holds n fds, in the kernel's long-sized words.
-func setBytes(n int) int { return (n + 63) / 64 * 8 }
+// SetSlot is the room each fd_set of a recorded select has in its payload (an fd_set of
+// FD_SETSIZE 1024).
+const SetSlot = 128
