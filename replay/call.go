@@ -26,6 +26,7 @@ type call struct {
 
 	l  *sandbox.Listener
 	c  *sandbox.Call
+	cv sandbox.Call
 	st *sandbox.Stop
 }
 

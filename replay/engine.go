@@ -264,12 +264,12 @@ func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace chan
 		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{},
 	}
 	e.cur.init(rec)
-	// The program starts with the recorded process's stdio: reads of fd 0 are served
-	// when the recording has them, writes to 1 and 2 run and are compared.
-	for fd := 0; fd <= 2; fd++ {
-		if res, ok := rec.Inherited[fd]; ok {
-			e.fds[fd] = &fdEntry{res: res, inherited: true}
-		}
+	// The program starts with the recorded process's stdin: its reads are served when
+	// the recording has them. Stdout and stderr are the program's own: they pass
+	// through uncompared (a timestamp or a timing in them would make every replay
+	// diverge); what the program tells the world is compared on its sockets and files.
+	if res, ok := rec.Inherited[0]; ok && len(res.Input) > 0 {
+		e.fds[0] = &fdEntry{res: res, inherited: true}
 	}
 	return e
 }

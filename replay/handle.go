@@ -19,7 +19,10 @@ const minWait = 50 * time.Microsecond
 // Call is the supervisor's entry: one notified syscall.
 func (e *engine) Call(l *sandbox.Listener, c *sandbox.Call) {
 	k := newCall(c.TID, c.Nr, c.Args)
-	k.l, k.c = l, c
+	// c is the supervisor's, reused for the next call: an answer given later (a timer)
+	// needs its own copy.
+	k.cv = *c
+	k.l, k.c = l, &k.cv
 	e.handle(k)
 }
 
@@ -64,6 +67,7 @@ func (e *engine) finish(k *call, a *answer) {
 	res, err := e.carry(k, a)
 	e.mu.Lock()
 	if errors.Is(err, errGone) {
+		e.log.Debug("call withdrawn before its answer: given back", "syscall", k.name, "tid", k.tid, "seq", k.seq, "act", a.act, "err", err, "detail", a.rec.Resource)
 		for i := len(a.undo) - 1; i >= 0; i-- {
 			a.undo[i]()
 		}

@@ -38,7 +38,8 @@ type Handler interface {
 	// Started is called once the program replaced the shim (its execve succeeded), before
 	// it runs its first instruction.
 	Started(pid int)
-	// Call must answer c exactly once through l (now, or later from any goroutine).
+	// Call must answer c exactly once through l (now, or later from any goroutine). c
+	// is reused for the next call once Call returns: copy it to answer later.
 	Call(l *Listener, c *Call)
 	// Stop is a thread stopped in the tracer: a Trace syscall at entry, or the exit of a
 	// syscall that an earlier Stop asked to see (Stop.WantExit).
