@@ -64,10 +64,18 @@ func (e *engine) handle(k *call) {
 }
 
 func (e *engine) finish(k *call, a *answer) {
+	// An answer that changes the fd table (an installed or replaced fd) holds the lock
+	// from the reply to the table's update: the program's next call, which may already
+	// be waiting, must find the fd in the table.
+	if a.after != nil {
+		e.mu.Lock()
+	}
 	res, err := e.carry(k, a)
-	e.mu.Lock()
+	if a.after == nil {
+		e.mu.Lock()
+	}
 	if errors.Is(err, errGone) {
-		e.log.Debug("call withdrawn before its answer: given back", "syscall", k.name, "tid", k.tid, "seq", k.seq, "act", a.act, "err", err, "detail", a.rec.Resource)
+		e.log.Debug("call withdrawn before its answer: given back", "syscall", k.name, "tid", k.tid, "seq", k.seq)
 		for i := len(a.undo) - 1; i >= 0; i-- {
 			a.undo[i]()
 		}

@@ -81,14 +81,15 @@ func replayIt(t *testing.T, evs []event.Event, tweaks []string, policy Policy, p
 }
 
 // buildC compiles a C program from testdata into a temporary directory.
-func buildC(t *testing.T, name string) string {
+func buildC(t *testing.T, name string, defines ...string) string {
 	t.Helper()
 	cc, err := exec.LookPath("cc")
 	if err != nil {
-		t.Skip("no C compiler")
+		t.Fatal("no C compiler (make deps installs one)")
 	}
 	bin := filepath.Join(t.TempDir(), name)
-	out, err := exec.Command(cc, "-O2", "-Wall", "-o", bin, filepath.Join("testdata", name+".c"), "-lpthread").CombinedOutput()
+	args := append([]string{"-O2", "-Wall", "-o", bin}, defines...)
+	out, err := exec.Command(cc, append(args, filepath.Join("testdata", name+".c"), "-lpthread")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("compiling %s: %v\n%s", name, err, out)
 	}

@@ -27,15 +27,23 @@ type peer struct {
 	mu      sync.Mutex
 	results []string
 	wg      sync.WaitGroup
+	request string
+	delay   time.Duration
 }
 
 func startPeer(t *testing.T, request string) *peer {
+	t.Helper()
+	return startSlowPeer(t, 0, request)
+}
+
+// startSlowPeer is a peer that waits before it sends the request.
+func startSlowPeer(t *testing.T, wait time.Duration, request string) *peer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &peer{ln: ln}
+	p := &peer{ln: ln, request: request, delay: wait}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -45,7 +53,8 @@ func startPeer(t *testing.T, request string) *peer {
 				return
 			}
 			c.SetDeadline(time.Now().Add(30 * time.Second))
-			c.Write([]byte(request))
+			time.Sleep(p.delay) // the peer is slow to answer: part of what is recorded
+			c.Write([]byte(p.request))
 			line, err := bufio.NewReader(c).ReadString('\n')
 			if err == nil {
 				p.mu.Lock()

@@ -297,7 +297,8 @@ func (e *engine) serveOutput(k *call) *answer {
 			m := min(step, len(kept)-off)
 			if !bytes.Equal(kept[off:off+m], data[pos:pos+m]) {
 				undo()
-				return e.diverge(k, r, r.String(), fmt.Sprintf("%s(%d, %s, %d)", k.name, k.arg(0), recording.Quote(data, 32), total))
+				_, preview, _ := outputSrc(k, 32)
+				return e.diverge(k, r, r.String(), fmt.Sprintf("%s(%d, %s, %d)", k.name, k.arg(0), recording.Quote(preview, 32), total))
 			}
 		}
 		pos += step
