@@ -109,7 +109,7 @@ func TestTimingShowsInTheProgram(t *testing.T) {
 	}
 	slow.stop()
 	tests := []struct {
-		tweaks []string
+		tweaks  []string
 		atLeast time.Duration
 	}{
 		{nil, wait}, // timing=recorded is the default
