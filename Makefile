@@ -11,7 +11,7 @@ export KPROBE_NEO4J_URI ?= bolt://127.0.0.1:7687
 export KPROBE_NEO4J_USER ?= neo4j
 export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
 
-.PHONY: all build deps chdb kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench demo clean
+.PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench demo clean
 
 all: build
 
@@ -25,6 +25,11 @@ build:
 ## chdb: fetch the embedded ClickHouse engine (libchdb.so) from the npm registry.
 chdb:
 	@scripts/chdb/fetch.sh
+
+## otel: the stock OpenTelemetry clients the end-to-end tests record (PyPI, Maven Central).
+otel:
+	@scripts/otel/python.sh >/dev/null
+	@scripts/otel/java.sh >/dev/null
 
 kafka-up:
 	@scripts/kafka/kafka.sh start
@@ -48,6 +53,7 @@ vmlinux: deps
 ## generate: the bpf2go objects and the protobuf code, from committed inputs only.
 generate: deps
 	$(GO) build -o .bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o .bin/protoc-gen-connect-go connectrpc.com/connect/cmd/protoc-gen-connect-go
 	$(GO) generate ./...
 
 ## check-generate: CI fails when regeneration from the committed inputs changes the tree.
@@ -64,7 +70,7 @@ test-short:
 	$(GO) test -short ./...
 
 ## test: everything, against the real kernel, real Kafka, real Neo4j and the real ClickHouse engine.
-test: deps chdb kafka-up neo4j-up check-generate vet
+test: deps chdb otel kafka-up neo4j-up check-generate vet
 	scripts/test.sh
 
 ## bench: the benchmarks cited in BENCHMARKS.md.

@@ -1,4 +1,6 @@
-// Package ui will hold the bubbletea workstation (search, causal chain, kernel events,
-// replay panes, export). Until it lands, cmd/kprobe-tui offers the non-interactive
-// subcommands that read the event log.
+// Package ui is the investigation workstation: a bubbletea program an on-call SRE drives
+// over SSH, from a settlement ID down the causal chain to kernel events, a local replay
+// with tweaks, and a markdown incident report. The root model routes messages to the
+// focused page (ui/pages/...); pages are built from small components (ui/components/...)
+// and read data only through the use-case layer (pipeline/investigate).
 package ui

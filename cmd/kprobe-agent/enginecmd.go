@@ -19,7 +19,8 @@ import (
 func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var brokers, group, spansTopic, clickhouse, data, grpcAddr, httpAddr, logLevel string
+	var brokers, group, spansTopic, clickhouse, data, node, logLevel string
+	var of otlpFlags
 	var lateness time.Duration
 	var prefix string
 	var retention int
@@ -28,8 +29,8 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&spansTopic, "spans-topic", env("SPANS_TOPIC", "otlp_spans"), "topic of OTLP protobuf spans, as the OpenTelemetry Collector's Kafka exporter writes them ('' for none)")
 	fs.StringVar(&clickhouse, "clickhouse", env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
 	fs.StringVar(&data, "data", env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
-	fs.StringVar(&grpcAddr, "otlp-grpc", env("OTLP_GRPC", "127.0.0.1:4317"), "OTLP/gRPC listen address for spans ('' to disable)")
-	fs.StringVar(&httpAddr, "otlp-http", env("OTLP_HTTP", "127.0.0.1:4318"), "OTLP/HTTP listen address for spans ('' to disable)")
+	of.register(fs)
+	fs.StringVar(&node, "node", env("NODE", ""), "this node's name, given to spans sent from this node without host.name (default: host name)")
 	fs.StringVar(&prefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of every Kafka topic name (as given to record)")
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
@@ -88,17 +89,22 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	stopOTLP, err := serveOTLP(ctx, log, grpcAddr, httpAddr, eng.AddSpans)
+	ropts, err := of.options(log, nodeName(node))
+	if err != nil {
+		return err
+	}
+	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
 	if err != nil {
 		return err
 	}
 	log.Info("engine running", "kafka", brokers, "group", group, "topics", topics)
 	runErr := eng.Run(ctx)
-	stopOTLP()
+	stopOTLP(stderr)
 	es := eng.Stats()
 	fmt.Fprintf(stderr, "engine: messages=%d events=%d spans=%d written=%d dead_lettered=%d commits=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Messages, es.Events, es.Spans, es.Written, es.DeadLettered, es.Commits,
 		es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
+	printJoins(stderr, es.Correlator, lateness)
 	stopErr := stopProd(stderr)
 	if runErr != nil {
 		return runErr

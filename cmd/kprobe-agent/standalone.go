@@ -20,12 +20,12 @@ import (
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var data, grpcAddr, httpAddr string
+	var data string
+	var of otlpFlags
 	var lateness time.Duration
 	var retention int
 	fs.StringVar(&data, "data", env("DATA", ""), "directory of the embedded stores (required)")
-	fs.StringVar(&grpcAddr, "otlp-grpc", env("OTLP_GRPC", "127.0.0.1:4317"), "OTLP/gRPC listen address for spans ('' to disable)")
-	fs.StringVar(&httpAddr, "otlp-http", env("OTLP_HTTP", "127.0.0.1:4318"), "OTLP/HTTP listen address for spans ('' to disable)")
+	of.register(fs)
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.Usage = func() {
@@ -71,11 +71,20 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	stopOTLP, err := serveOTLP(ctx, log, grpcAddr, httpAddr, eng.AddSpans)
+	ropts, err := of.options(log, nodeName(cfg.node))
 	if err != nil {
 		return err
 	}
-	defer stopOTLP()
+	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
+	if err != nil {
+		return err
+	}
+	otlpStopped := false
+	defer func() {
+		if !otlpStopped {
+			stopOTLP(nil)
+		}
+	}()
 	engDone := make(chan error, 1)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
@@ -89,6 +98,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer rec.Close()
 	childErr := runChild(child, cancel)
 	pub := recorder.NewPublish(mem, 1024, "")
+	log.Info("recording", "node", rec.Node())
 	runErr := rec.Run(ctx, pub)
 	// A recorded command's exporter flushes its last spans as it exits; give them time
 	// to arrive before the bus closes.
@@ -105,6 +115,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "bus: published=%d dropped=%d\n", sent, dropped+mem.Stats().Dropped)
 	fmt.Fprintf(stderr, "engine: spans=%d events=%d written=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Spans, es.Events, es.Written, es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
+	printJoins(stderr, es.Correlator, lateness)
+	otlpStopped = true
+	stopOTLP(stderr)
 	fmt.Fprintf(stderr, "event log: %s\n", eventlog.EmbeddedDir(data))
 
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {

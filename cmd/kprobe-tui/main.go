@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -19,22 +20,27 @@ func main() {
 	}
 }
 
-const usage = `usage: kprobe-tui <command> [flags]
+const usage = `usage: kprobe-tui [flags]            the investigation workstation (needs a terminal)
+       kprobe-tui <command> [flags]  for scripts
+
+workstation: kprobe-tui --data DIR [--settlement ID] [--export-dir DIR] | --api HOST:PORT
 
 commands:
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
+  report       print the markdown incident report of a settlement
 
 Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
 --clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("no command given")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
+		return runWorkstation(ctx, args, stdout, stderr)
 	}
 	switch args[0] {
+	case "report":
+		return runReport(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "settlements":
@@ -46,3 +52,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
+
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 )
@@ -62,12 +63,42 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return err
 		}
-		writeSettlement(stdout, i+1, s, evs, events)
+		why := ""
+		if len(evs) == 0 {
+			if why, err = whyNoEvents(ctx, store, s); err != nil {
+				return err
+			}
+		}
+		writeSettlement(stdout, i+1, s, evs, events, why)
 	}
 	return nil
 }
 
-func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.Event, top int) {
+// eventQuerier is what whyNoEvents needs of the event log.
+type eventQuerier interface {
+	Events(ctx context.Context, q eventlog.Query) ([]event.Event, error)
+}
+
+// whyNoEvents asks the event log what the recorder had of the settlement's process, to
+// say why nothing joined without blaming the recorder for events it had.
+func whyNoEvents(ctx context.Context, store eventQuerier, s eventlog.Settlement) (string, error) {
+	var during []event.Event
+	recorded := false
+	if s.Host != "" && s.PID != 0 {
+		var err error
+		if during, err = store.Events(ctx, eventlog.Query{Node: s.Host, PID: s.PID, From: s.StartNs, To: s.EndNs + 1, Limit: 10_000}); err != nil {
+			return "", err
+		}
+		any, err := store.Events(ctx, eventlog.Query{Node: s.Host, PID: s.PID, Limit: 1})
+		if err != nil {
+			return "", err
+		}
+		recorded = len(any) > 0
+	}
+	return correlate.WhyNoEvents(s.Host, s.PID, during, recorded), nil
+}
+
+func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.Event, top int, why string) {
 	dur := time.Duration(s.EndNs - s.StartNs)
 	spans := "spans"
 	if s.Spans == 1 {
@@ -76,7 +107,7 @@ func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.E
 	fmt.Fprintf(w, "#%d settlement %s  %v  (%s pid %d on %s, trace %s, %d %s)\n",
 		rank, s.ID, dur.Round(time.Microsecond), s.Service, s.PID, s.Host, s.TraceID, s.Spans, spans)
 	if len(evs) == 0 {
-		fmt.Fprintln(w, "    no kernel events joined (was the process recorded?)")
+		fmt.Fprintln(w, "    "+why)
 		return
 	}
 	type agg struct {

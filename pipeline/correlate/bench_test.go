@@ -164,7 +164,7 @@ func BenchmarkLookup(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				e := &evs[i&4095]
-				if s, _ := c.idx.lookup(e.Node, e.PID, e.TID, e.TsNs, bc.linear); s != nil {
+				if s, _, _ := c.idx.lookup(e, c.evMax, bc.linear); s != nil {
 					found++
 				}
 				i++

@@ -39,12 +39,20 @@ type Options struct {
 	BusinessPrefixes []string
 }
 
-// Stats are the correlator's counters.
+// Stats are the correlator's counters. Every event emitted is counted once under a
+// Joined* (how) or an Unmatched* (why not) counter.
 type Stats struct {
-	EventsIn  uint64
-	JoinedTID uint64 // joined to a span on the event's own thread
-	JoinedPID uint64 // joined to a span that names no thread
-	Unmatched uint64 // emitted with Join ""
+	EventsIn         uint64
+	JoinedTID        uint64 // the span's thread.id is the event's thread
+	JoinedThreadName uint64 // the span's thread.name is the event's thread's name
+	JoinedOnCPU      uint64 // the event's thread was on a CPU when the span started or ended
+	JoinedPID        uint64 // on the process alone (the span's process.pid)
+	JoinedPeerPID    uint64 // on the process alone, found from the span's OTLP connection
+	Unmatched        uint64 // emitted with Join "": the sum of the four below
+	UnmatchedNoHost  uint64 // no span came from the event's node
+	UnmatchedNoPID   uint64 // no span names the event's process
+	UnmatchedThread  uint64 // its process's spans covered the time, on other threads
+	UnmatchedNoSpan  uint64 // no span of its process covered the time
 	// LateEvents arrived behind the watermark: they were joined against the spans still
 	// held and emitted at once.
 	LateEvents uint64
@@ -54,6 +62,16 @@ type Stats struct {
 	SpansIn        uint64
 	DuplicateSpans uint64 // same trace and span ID as a retained span; the first is kept
 	InvalidSpans   uint64 // no ID, or ending before they start
+	SpansNoHost    uint64 // no host.name, and not sent to this node's receiver: cannot join
+	SpansNoPID     uint64 // no process.pid, and the sender not found: cannot join
+	// SpansLate arrived after the watermark had passed their start: events they cover
+	// were already emitted, unjoined.
+	SpansLate uint64
+	// SpansNoEvents is how many retained or expired spans no event has joined (yet).
+	SpansNoEvents uint64
+	// SpansByProcess name a thread (thread.id, thread.name) that none of their process's
+	// recorded threads matched, and were joined on the process alone.
+	SpansByProcess uint64
 	SpansExpired   uint64 // dropped once the watermark passed their end plus lateness
 	SpansForcedOut uint64 // dropped early because MaxSpans was reached
 
@@ -132,6 +150,17 @@ func (c *Correlator) AddSpans(spans []span.Span) {
 			continue
 		}
 		c.spMax = max(c.spMax, s.EndNs)
+		switch {
+		case s.Host == "":
+			c.stats.SpansNoHost++
+		case s.PID == 0:
+			c.stats.SpansNoPID++
+		default:
+			c.stats.SpansNoEvents++
+			if c.wm != math.MinInt64 && s.StartNs <= c.wm {
+				c.stats.SpansLate++
+			}
+		}
 	}
 	// Only the cap is enforced here: expiry waits until the events that might still need
 	// a span have been emitted.
@@ -146,6 +175,9 @@ func (c *Correlator) AddSpans(spans []span.Span) {
 // and any flushed early by the buffer cap. emit must not keep its slice after it returns.
 func (c *Correlator) AddEvents(events []event.Event, emit func([]event.Event)) {
 	c.stats.EventsIn += uint64(len(events))
+	for i := range events {
+		c.idx.see(&events[i])
+	}
 	// Late events skip the buffer: merging them would move everything buffered.
 	if len(events) > 0 && c.wm != math.MinInt64 {
 		c.late = c.late[:0]
@@ -180,6 +212,9 @@ func (c *Correlator) AddEvents(events []event.Event, emit func([]event.Event)) {
 	expired, forced := c.idx.evict(satSub(c.wm, c.lateness), c.maxSpans)
 	c.stats.SpansExpired += uint64(expired)
 	c.stats.SpansForcedOut += uint64(forced)
+	if c.wm != math.MinInt64 {
+		c.idx.pruneThreads(c.wm)
+	}
 }
 
 // Flush emits every buffered event, joined with the spans held now: at the end of input
@@ -224,23 +259,58 @@ func (c *Correlator) emit(n int, emit func([]event.Event)) {
 func (c *Correlator) join(evs []event.Event) {
 	for i := range evs {
 		ev := &evs[i]
-		e, how := c.idx.lookup(ev.Node, ev.PID, ev.TID, ev.TsNs, c.linear)
+		e, how, why := c.idx.lookup(ev, c.evMax, c.linear)
 		if e == nil {
 			c.stats.Unmatched++
+			switch why {
+			case missHost:
+				c.stats.UnmatchedNoHost++
+			case missPID:
+				c.stats.UnmatchedNoPID++
+			case missThread:
+				c.stats.UnmatchedThread++
+			default:
+				c.stats.UnmatchedNoSpan++
+			}
 			ev.TraceID, ev.SpanID, ev.Service, ev.SpanName, ev.Join, ev.Attrs = "", "", "", "", "", nil
 			continue
 		}
-		if how == JoinTID {
-			c.stats.JoinedTID++
-		} else {
-			c.stats.JoinedPID++
-		}
+		c.count(e, how)
 		ev.TraceID = e.s.TraceID
 		ev.SpanID = e.s.SpanID
 		ev.Service = e.s.Service
 		ev.SpanName = e.s.Name
 		ev.Join = how
 		ev.Attrs = e.merged
+	}
+}
+
+func (c *Correlator) count(e *entry, how string) {
+	switch how {
+	case JoinTID:
+		c.stats.JoinedTID++
+	case JoinThreadName:
+		c.stats.JoinedThreadName++
+	case JoinOnCPU:
+		c.stats.JoinedOnCPU++
+	case JoinPeerPID:
+		c.stats.JoinedPeerPID++
+	default:
+		c.stats.JoinedPID++
+	}
+	// A span whose descendants have events is not one without: mark the chain up.
+	for a := e; a != nil && !a.joined; a = c.idx.byID[a.parentKey] {
+		a.joined = true
+		if a.s.Host != "" && a.s.PID != 0 {
+			c.stats.SpansNoEvents--
+		}
+		if a.parentKey.span == "" {
+			break
+		}
+	}
+	if (how == JoinPID || how == JoinPeerPID) && !e.byProcess && (e.s.TID != 0 || e.comm != "") {
+		e.byProcess = true
+		c.stats.SpansByProcess++
 	}
 }
 

@@ -144,8 +144,14 @@ func TestJoin(t *testing.T) {
 		{
 			name:   "a span on another thread does not take the event",
 			spans:  []span.Span{settlement},
+			events: []event.Event{ev(49, 7), ev(50, 8), ev(50, 0)},
+			want:   []joined{{49, 7, "settlement.process", JoinTID, sAttrs}, {Ts: 50, TID: 8}, {Ts: 50}},
+		},
+		{
+			name:   "a thread.id that is none of the process's threads joins on the process",
+			spans:  []span.Span{settlement},
 			events: []event.Event{ev(50, 8), ev(50, 0)},
-			want:   []joined{{Ts: 50, TID: 8}, {Ts: 50}},
+			want:   []joined{{50, 8, "settlement.process", JoinPID, sAttrs}, {50, 0, "settlement.process", JoinPID, sAttrs}},
 		},
 		{
 			name:  "other host or pid is unmatched",
@@ -204,7 +210,7 @@ func TestWatermark(t *testing.T) {
 				}},
 				{flush: true, want: []joined{{Ts: 120, TID: 7}}},
 			},
-			wantStats: Stats{EventsIn: 4, JoinedTID: 3, Unmatched: 1, SpansIn: 2, SpansExpired: 1, RetainedSpans: 1, WatermarkNs: 90},
+			wantStats: Stats{EventsIn: 4, JoinedTID: 3, Unmatched: 1, UnmatchedNoSpan: 1, SpansIn: 2, SpansLate: 1, SpansExpired: 1, RetainedSpans: 1, WatermarkNs: 90},
 		},
 		{
 			name: "ancestor attributes arriving after the child, before the watermark",
@@ -215,17 +221,17 @@ func TestWatermark(t *testing.T) {
 				{spans: []span.Span{ledger}},
 				{events: []event.Event{ev(200, 7)}, want: []joined{{32, 7, "fsync", JoinTID, lAttrs}}},
 			},
-			wantStats: Stats{EventsIn: 2, JoinedTID: 1, SpansIn: 3, SpansExpired: 2, BufferedEvents: 1, RetainedSpans: 1, WatermarkNs: 90},
+			wantStats: Stats{EventsIn: 2, JoinedTID: 1, SpansIn: 3, SpansLate: 2, SpansExpired: 2, BufferedEvents: 1, RetainedSpans: 1, WatermarkNs: 90},
 		},
 		{
 			name: "a span later than the watermark is missed: the event goes out unmatched",
 			steps: []step{
-				{spans: []span.Span{sp("other", "o", "", 9, 0, 500)}},
+				{spans: []span.Span{otherProcess(sp("other", "o", "", 9, 0, 500))}},
 				{events: []event.Event{ev(50, 7), ev(300, 7)}, want: []joined{{Ts: 50, TID: 7}}},
 				{spans: []span.Span{settlement}},
 				{flush: true, want: []joined{{Ts: 300, TID: 7}}},
 			},
-			wantStats: Stats{EventsIn: 2, Unmatched: 2, SpansIn: 2, RetainedSpans: 2, WatermarkNs: 290},
+			wantStats: Stats{EventsIn: 2, Unmatched: 2, UnmatchedNoPID: 1, UnmatchedNoSpan: 1, SpansIn: 2, SpansLate: 1, SpansNoEvents: 2, RetainedSpans: 2, WatermarkNs: 290},
 		},
 		{
 			name: "a late event is emitted at once, joined while its span is held",
@@ -236,7 +242,7 @@ func TestWatermark(t *testing.T) {
 				// 95 is behind the watermark, but settlement (end 100) is held until 100+10.
 				{events: []event.Event{ev(95, 7)}, want: []joined{{95, 7, "settlement.process", JoinTID, sAttrs}}},
 			},
-			wantStats: Stats{EventsIn: 3, JoinedTID: 1, Unmatched: 1, LateEvents: 1, SpansIn: 2, BufferedEvents: 1, RetainedSpans: 2, WatermarkNs: 105},
+			wantStats: Stats{EventsIn: 3, JoinedTID: 1, Unmatched: 1, UnmatchedNoSpan: 1, LateEvents: 1, SpansIn: 2, SpansNoEvents: 1, BufferedEvents: 1, RetainedSpans: 2, WatermarkNs: 105},
 		},
 		{
 			name: "spans expire once the watermark passes their end plus lateness",
@@ -246,7 +252,7 @@ func TestWatermark(t *testing.T) {
 				{events: []event.Event{ev(290, 7)}, want: []joined{{Ts: 150, TID: 7}}}, // watermark 280: settlement expires
 				{events: []event.Event{ev(99, 7)}, want: []joined{{Ts: 99, TID: 7}}},   // too late now
 			},
-			wantStats: Stats{EventsIn: 3, Unmatched: 2, LateEvents: 1, SpansIn: 2, SpansExpired: 1, BufferedEvents: 1, RetainedSpans: 1, WatermarkNs: 280},
+			wantStats: Stats{EventsIn: 3, Unmatched: 2, UnmatchedNoSpan: 2, LateEvents: 1, SpansIn: 2, SpansNoEvents: 2, SpansExpired: 1, BufferedEvents: 1, RetainedSpans: 1, WatermarkNs: 280},
 		},
 		{
 			name: "with no spans at all events wait MaxSpanLag",
@@ -254,20 +260,20 @@ func TestWatermark(t *testing.T) {
 				{events: []event.Event{ev(0, 7), ev(500, 7)}},
 				{events: []event.Event{ev(1001, 7)}, want: []joined{{Ts: 0, TID: 7}}},
 			},
-			wantStats: Stats{EventsIn: 3, Unmatched: 1, BufferedEvents: 2, WatermarkNs: 1},
+			wantStats: Stats{EventsIn: 3, Unmatched: 1, UnmatchedNoHost: 1, BufferedEvents: 2, WatermarkNs: 1},
 		},
 		{
 			name: "out of order events come out in time order",
 			opts: &Options{Lateness: 100, MaxSpanLag: 1000},
 			steps: []step{
-				{spans: []span.Span{sp("far", "x", "", 9, 0, 1000)}},
+				{spans: []span.Span{otherProcess(sp("far", "x", "", 9, 0, 1000))}},
 				{events: []event.Event{ev(50, 7), ev(10, 7), ev(30, 7)}},
 				{events: []event.Event{ev(40, 7), ev(20, 7), ev(60, 7)}},
 				{flush: true, want: []joined{
 					{Ts: 10, TID: 7}, {Ts: 20, TID: 7}, {Ts: 30, TID: 7}, {Ts: 40, TID: 7}, {Ts: 50, TID: 7}, {Ts: 60, TID: 7},
 				}},
 			},
-			wantStats: Stats{EventsIn: 6, Unmatched: 6, SpansIn: 1, RetainedSpans: 1, WatermarkNs: -40},
+			wantStats: Stats{EventsIn: 6, Unmatched: 6, UnmatchedNoPID: 6, SpansIn: 1, SpansNoEvents: 1, RetainedSpans: 1, WatermarkNs: -40},
 		},
 		{
 			name: "the buffer cap flushes the oldest early",
@@ -276,7 +282,7 @@ func TestWatermark(t *testing.T) {
 				{events: []event.Event{ev(10, 7), ev(20, 7), ev(30, 7)}, want: []joined{{Ts: 10, TID: 7}}},
 				{events: []event.Event{ev(40, 7)}, want: []joined{{Ts: 20, TID: 7}}},
 			},
-			wantStats: Stats{EventsIn: 4, Unmatched: 2, ForcedFlushes: 2, BufferedEvents: 2, WatermarkNs: 40 - 1000},
+			wantStats: Stats{EventsIn: 4, Unmatched: 2, UnmatchedNoHost: 2, ForcedFlushes: 2, BufferedEvents: 2, WatermarkNs: 40 - 1000},
 		},
 		{
 			name: "the span cap drops those that ended first",
@@ -285,7 +291,7 @@ func TestWatermark(t *testing.T) {
 				{spans: []span.Span{ledger, settlement, sp("next", "n", "", 7, 200, 300)}},
 				{events: []event.Event{ev(30, 7)}, flush: true, want: []joined{{30, 7, "settlement.process", JoinTID, sAttrs}}},
 			},
-			wantStats: Stats{EventsIn: 1, JoinedTID: 1, SpansIn: 3, SpansForcedOut: 1, RetainedSpans: 2, WatermarkNs: 20},
+			wantStats: Stats{EventsIn: 1, JoinedTID: 1, SpansIn: 3, SpansNoEvents: 2, SpansForcedOut: 1, RetainedSpans: 2, WatermarkNs: 20},
 		},
 		{
 			name: "duplicate and invalid spans",
@@ -309,6 +315,12 @@ func TestWatermark(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherProcess moves a span to a process the test's events are not from.
+func otherProcess(s span.Span) span.Span {
+	s.PID = pid + 1
+	return s
 }
 
 func TestBusinessPrefixes(t *testing.T) {

@@ -4,13 +4,28 @@ import (
 	"container/heap"
 	"slices"
 
+	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/span"
 )
 
-// Join kinds written to event.Event.Join.
+// Join kinds written to event.Event.Join (see event.Join* for what each means).
 const (
-	JoinTID = "tid" // the span ran on the event's thread
-	JoinPID = "pid" // the span names no thread; joined on the process alone
+	JoinTID        = event.JoinTID
+	JoinThreadName = event.JoinThreadName
+	JoinOnCPU      = event.JoinOnCPU
+	JoinPID        = event.JoinPID
+	JoinPeerPID    = event.JoinPeerPID
+)
+
+// miss says why an event joined no span.
+type miss uint8
+
+const (
+	missNone       miss = iota
+	missHost            // no span from the event's node
+	missPID             // no span of the event's process
+	missThread          // spans of the process covered the time, on other threads
+	missSpanInTime      // no span of the process covered the time
 )
 
 type spanKey struct{ trace, span string }
@@ -22,10 +37,18 @@ type entry struct {
 	parentKey spanKey
 	merged    map[string]string // s.Attrs over the ancestors' merged attributes; shared, read-only
 	children  []*entry
-	list      *spanList
-	visit     uint64 // propagation pass that last reached the entry (guards against ID cycles)
-	orphan    bool   // waiting in index.orphans for its parent
-	evicted   bool
+	// lists holds the entry's lists: its process's (pid, 0), and (pid, thread.id) when it
+	// names a thread.
+	lists   [2]*spanList
+	visit   uint64 // propagation pass that last reached the entry (guards against ID cycles)
+	orphan  bool   // waiting in index.orphans for its parent
+	evicted bool
+
+	comm       string // thread.name as the kernel would keep it
+	joined     bool   // some event joined it
+	byProcess  bool   // some event joined it on the process alone although it names a thread
+	cpuChecked bool   // cpuFilter is final
+	cpuFilter  bool   // some thread of its process is not known off-CPU at its start and end
 }
 
 // spanList holds the spans of one (host, pid, tid); tid 0 holds the spans that name no
@@ -79,6 +102,54 @@ type index struct {
 	spare    []*spanList
 
 	lastHost *hostIndex // the previous lookup's host: events come in runs of one host
+
+	// procs holds the thread tables, fed by every event (spans or not).
+	procs     map[procKey]*procThreads
+	lastKey   procKey // the previous event's process and thread: events come in runs
+	lastProc  *procThreads
+	lastTID   uint32
+	lastTh    *thread
+	lastPrune int64
+}
+
+type procKey struct {
+	node string
+	pid  uint32
+}
+
+// see feeds the thread table with one event.
+func (x *index) see(ev *event.Event) {
+	if x.lastProc == nil || x.lastKey.pid != ev.PID || x.lastKey.node != ev.Node {
+		k := procKey{ev.Node, ev.PID}
+		p := x.procs[k]
+		if p == nil {
+			p = newProcThreads()
+			x.procs[k] = p
+		}
+		x.lastKey, x.lastProc, x.lastTh = k, p, nil
+	}
+	if x.lastTh != nil && x.lastTID == ev.TID {
+		x.lastTh.observe(x.lastProc, ev)
+		return
+	}
+	x.lastProc.see(ev)
+	x.lastTID, x.lastTh = ev.TID, x.lastProc.threads[ev.TID]
+}
+
+// pruneThreads forgets old off-CPU intervals and idle threads, at most once per second
+// of event time.
+func (x *index) pruneThreads(wm int64) {
+	if wm < x.lastPrune+1e9 {
+		return
+	}
+	x.lastPrune = wm
+	for k, p := range x.procs {
+		p.prune(wm-offCPUKeep, wm-threadIdle)
+		if len(p.threads) == 0 {
+			delete(x.procs, k)
+		}
+	}
+	x.lastProc, x.lastTh = nil, nil
 }
 
 func newIndex(business span.Business) *index {
@@ -87,6 +158,7 @@ func newIndex(business span.Business) *index {
 		hosts:    make(map[string]*hostIndex),
 		byID:     make(map[spanKey]*entry),
 		orphans:  make(map[spanKey][]*entry),
+		procs:    make(map[procKey]*procThreads),
 	}
 }
 
@@ -170,20 +242,32 @@ func (x *index) propagate(e, parent *entry) {
 	}
 }
 
-func (x *index) insert(e *entry) {
-	h := x.hosts[e.s.Host]
+// hostFor returns the host's index, creating it.
+func (x *index) hostFor(name string) *hostIndex {
+	h := x.hosts[name]
 	if h == nil {
-		h = &hostIndex{name: e.s.Host, lists: make(map[uint64]*spanList)}
-		x.hosts[e.s.Host] = h
+		h = &hostIndex{name: name, lists: make(map[uint64]*spanList)}
+		x.hosts[name] = h
 	}
-	id := listID(e.s.PID, e.s.TID)
+	return h
+}
+
+func (x *index) insert(e *entry) {
+	e.comm = kernelComm(e.s.ThreadName)
+	h := x.hostFor(e.s.Host)
+	e.lists[0] = h.insertInto(listID(e.s.PID, 0), e)
+	if e.s.TID != 0 {
+		e.lists[1] = h.insertInto(listID(e.s.PID, e.s.TID), e)
+	}
+}
+
+func (h *hostIndex) insertInto(id uint64, e *entry) *spanList {
 	l := h.lists[id]
 	if l == nil {
 		l = &spanList{host: h, id: id}
 		h.lists[id] = l
 		h.cacheOK, h.cacheTIDList, h.cachePIDList = false, nil, nil
 	}
-	e.list = l
 	// Before any equal (start, end): the walk back meets the earlier arrival first, and
 	// with identical ranges the child, which ends and is exported first, is the inner one.
 	lo, hi := 0, len(l.spans)
@@ -200,6 +284,7 @@ func (x *index) insert(e *entry) {
 	l.starts = slices.Insert(l.starts, lo, e.s.StartNs)
 	l.maxEnd = append(l.maxEnd, 0)
 	l.clean = min(l.clean, lo)
+	return l
 }
 
 func (l *spanList) fix() {
@@ -213,8 +298,20 @@ func (l *spanList) fix() {
 	l.clean = len(l.spans)
 }
 
-// innermost returns the latest-starting live span of l that contains t.
-func (l *spanList) innermost(t int64) *entry {
+// grade is how well a span fits an event's thread: a span that fits by evidence (its
+// thread, its name, on-CPU) is preferred to one that merely does not contradict it.
+type grade uint8
+
+const (
+	gradeNo grade = iota
+	gradeWeak
+	gradeStrong
+)
+
+// innermost returns the latest-starting live span of l that contains t and that ok
+// grades strong, else the latest-starting graded weak (nil ok grades every span
+// strong); covered reports whether any live span contains t.
+func (l *spanList) innermost(t int64, ok func(*entry) grade) (e *entry, covered bool) {
 	if l.clean < len(l.spans) {
 		l.fix()
 	}
@@ -228,37 +325,60 @@ func (l *spanList) innermost(t int64) *entry {
 			hi = m
 		}
 	}
+	var weak *entry
 	for i := lo - 1; i >= 0 && l.maxEnd[i] >= t; i-- {
 		if e := spans[i]; e.s.EndNs >= t && !e.evicted {
-			return e
+			covered = true
+			g := gradeStrong
+			if ok != nil {
+				g = ok(e)
+			}
+			switch {
+			case g == gradeStrong:
+				return e, true
+			case g == gradeWeak && weak == nil:
+				weak = e
+			}
 		}
 	}
-	return nil
+	return weak, covered
 }
 
 // innermostLinear is innermost by a scan of every span of the list: the baseline the
 // benchmark compares against, and an oracle for tests. On a tie of start and end the
 // last in the list wins, as in innermost.
-func (l *spanList) innermostLinear(t int64) *entry {
-	var best *entry
+func (l *spanList) innermostLinear(t int64, ok func(*entry) grade) (*entry, bool) {
+	var best [gradeStrong + 1]*entry
+	covered := false
 	for _, e := range l.spans {
 		if e.evicted || e.s.StartNs > t || e.s.EndNs < t {
 			continue
 		}
-		if best == nil || e.s.StartNs > best.s.StartNs ||
-			(e.s.StartNs == best.s.StartNs && e.s.EndNs <= best.s.EndNs) {
-			best = e
+		covered = true
+		g := gradeStrong
+		if ok != nil {
+			g = ok(e)
+		}
+		if g == gradeNo {
+			continue
+		}
+		if b := best[g]; b == nil || e.s.StartNs > b.s.StartNs ||
+			(e.s.StartNs == b.s.StartNs && e.s.EndNs <= b.s.EndNs) {
+			best[g] = e
 		}
 	}
-	return best
+	if best[gradeStrong] != nil {
+		return best[gradeStrong], covered
+	}
+	return best[gradeWeak], covered
 }
 
-// lookup finds the span an event at t on (host, pid, tid) belongs to.
-func (x *index) lookup(host string, pid, tid uint32, t int64, linear bool) (*entry, string) {
+// lookup finds the span an event belongs to and how it was joined, or why none.
+func (x *index) lookup(ev *event.Event, evMax int64, linear bool) (*entry, string, miss) {
 	h := x.lastHost
-	if h == nil || h.name != host {
-		if h = x.hosts[host]; h == nil {
-			return nil, ""
+	if h == nil || h.name != ev.Node {
+		if h = x.hosts[ev.Node]; h == nil {
+			return nil, "", missHost
 		}
 		x.lastHost = h
 	}
@@ -266,18 +386,107 @@ func (x *index) lookup(host string, pid, tid uint32, t int64, linear bool) (*ent
 	if linear {
 		find = (*spanList).innermostLinear
 	}
-	tl, pl := h.lookupLists(pid, tid)
+	tl, pl := h.lookupLists(ev.PID, ev.TID)
 	if tl != nil {
-		if e := find(tl, t); e != nil {
-			return e, JoinTID
+		if e, _ := find(tl, ev.TsNs, nil); e != nil {
+			return e, JoinTID, missNone
 		}
 	}
-	if l := pl; l != nil {
-		if e := find(l, t); e != nil {
-			return e, JoinPID
+	if pl == nil {
+		return nil, "", missPID
+	}
+	j := threadJudge{ev: ev, proc: x.procs[procKey{ev.Node, ev.PID}], evMax: evMax}
+	e, covered := find(pl, ev.TsNs, j.grade)
+	if e == nil {
+		if covered {
+			return nil, "", missThread
+		}
+		return nil, "", missSpanInTime
+	}
+	j.grade(e) // again for the chosen span: the walk may have judged others since
+	return e, j.how, missNone
+}
+
+// threadJudge decides whether a span of the event's process, found by time alone,
+// belongs to the event's thread, and says how that was decided.
+type threadJudge struct {
+	ev    *event.Event
+	proc  *procThreads
+	evMax int64
+	how   string
+}
+
+func (j *threadJudge) grade(e *entry) grade {
+	p, ev := j.proc, j.ev
+	if p == nil {
+		j.how = processJoin(e)
+		return gradeWeak
+	}
+	if e.s.TID != 0 && e.s.TID != ev.TID && p.threads[e.s.TID] != nil {
+		return gradeNo // it names another of the process's threads
+	}
+	if e.s.TID == ev.TID && e.s.TID != 0 {
+		j.how = JoinTID
+		return gradeStrong
+	}
+	narrowed := false
+	if e.comm != "" {
+		switch n := p.byComm[e.comm]; {
+		case n == 1 && ev.Comm == e.comm:
+			j.how = JoinThreadName
+			return gradeStrong
+		case n >= 1 && ev.Comm != e.comm:
+			return gradeNo // it names a thread by a name this one does not bear
+		case n > 1:
+			narrowed = true // one of several threads of that name: which one, on-CPU says
 		}
 	}
-	return nil, ""
+	th := p.threads[ev.TID]
+	if th != nil && j.cpuFilter(e) {
+		s, end := th.at(e.s.StartNs), th.at(e.s.EndNs)
+		if s == cpuOff || end == cpuOff {
+			return gradeNo
+		}
+		if s == cpuOn || end == cpuOn {
+			j.how = JoinOnCPU
+			return gradeStrong
+		}
+	}
+	if narrowed {
+		j.how = JoinThreadName
+		return gradeWeak
+	}
+	j.how = processJoin(e)
+	return gradeWeak
+}
+
+// cpuFilter reports whether on-CPU evidence may exclude threads from e: only when at
+// least one thread of the process could have been on a CPU at both its start and end
+// (else the evidence is inconsistent, e.g. the span's thread was never recorded, and
+// excluding every thread would lose the span's own events). Final once events past the
+// span's end have been seen.
+func (j *threadJudge) cpuFilter(e *entry) bool {
+	if e.cpuChecked {
+		return e.cpuFilter
+	}
+	ok := false
+	for _, th := range j.proc.threads {
+		if th.at(e.s.StartNs) != cpuOff && th.at(e.s.EndNs) != cpuOff {
+			ok = true
+			break
+		}
+	}
+	if j.evMax > e.s.EndNs {
+		e.cpuChecked, e.cpuFilter = true, ok
+	}
+	return ok
+}
+
+func processJoin(e *entry) string {
+	if e.s.PIDFrom == span.FromPeer {
+		return JoinPeerPID
+	}
+	return JoinPID
 }
 
 // evict drops spans that end before until, then the earliest-ending ones while more
@@ -318,11 +527,15 @@ func (x *index) remove(e *entry) {
 		}
 	}
 	e.children = nil
-	l := e.list
-	if l.dead == 0 {
-		x.dirty = append(x.dirty, l)
+	for _, l := range e.lists {
+		if l == nil {
+			continue
+		}
+		if l.dead == 0 {
+			x.dirty = append(x.dirty, l)
+		}
+		l.dead++
 	}
-	l.dead++
 }
 
 // compact removes evicted entries from l once they are a quarter of it, so a round that

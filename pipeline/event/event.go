@@ -147,7 +147,7 @@ type Event struct {
 	SpanID   string
 	Service  string
 	SpanName string
-	Join     string            // how the span was joined: "tid", "pid", or "" when unmatched
+	Join     string            // how the span was joined (Join* in join.go), "" when unmatched
 	Attrs    map[string]string // business keys from the span (settlement.id, payment.id, ...)
 }
 

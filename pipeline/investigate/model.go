@@ -127,6 +127,11 @@ type SyscallLogQuery struct {
 // know: callers turn it into exit 1, codes.NotFound, or "no such settlement" on screen.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalid is returned (wrapped, naming the problem) for a question that cannot be asked
+// as put (an unknown kind, an empty ID, a window that ends before it starts): callers turn
+// it into a usage error or codes.InvalidArgument, never an internal error.
+var ErrInvalid = errors.New("invalid query")
+
 // Service answers the questions; implemented over the stores (embedded or cluster) and
 // over the API, so every caller works against any of them.
 type Service interface {

@@ -261,6 +261,11 @@ func TestReceiverBodyTimeout(t *testing.T) {
 			}
 		})
 	}
+	// The gRPC reservation is given back once the abandoned stream is torn down.
+	deadline := time.Now().Add(30 * time.Second)
+	for r.Stats().InFlightBytes != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if st := r.Stats(); st.BodyTimeouts != 2 || st.InFlightBytes != 0 {
 		t.Errorf("stats = %+v, want 2 body timeouts and nothing held", st)
 	}

@@ -25,24 +25,13 @@ func startReceiver(t *testing.T, sink Sink) (*Receiver, <-chan []span.Span) {
 	t.Helper()
 	got := make(chan []span.Span, 16)
 	if sink == nil {
-		sink = func(ctx context.Context, spans []span.Span) error {
-			got <- spans
-			return nil
-		}
+		return startReceiverWith(t, ReceiverOptions{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, got), got
 	}
 	r, err := NewReceiver(ReceiverOptions{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, sink)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	runReceiver(t, r)
 	return r, got
 }
 
@@ -230,6 +219,13 @@ func startReceiverWith(t *testing.T, opts ReceiverOptions, got chan []span.Span)
 	if err != nil {
 		t.Fatal(err)
 	}
+	runReceiver(t, r)
+	return r
+}
+
+// runReceiver runs r until the test ends.
+func runReceiver(t *testing.T, r *Receiver) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -239,7 +235,6 @@ func startReceiverWith(t *testing.T, opts ReceiverOptions, got chan []span.Span)
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return r
 }
 
 func semconvService(name string) attribute.KeyValue { return attribute.String("service.name", name) }

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
+)
+
+func TestWorkstationErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--data", "x", "--api", "y:1"}, "needs a terminal"}, // the terminal is checked first
+		{[]string{"--settlement", "1", "--payment", "2"}, "not both"},
+		{[]string{"--data", "x", "stray"}, `unknown command "stray"`},
+		{[]string{"report", "--data", "x"}, "which report?"},
+		{[]string{"report", "--settlement", "4821"}, "no data given: use --data DIR"},
+		{[]string{"report", "--settlement", "4821", "--data", "x", "--api", "y:1"}, "either --data or --api"},
+		{[]string{"report", "--settlement", "4821", "--api", "nonsense"}, `api address "nonsense"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Setenv("KPROBE_DATA", "")
+			t.Setenv("KPROBE_API", "")
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tt.args, &out, &errb)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// `report --api` builds the same report through the API as in process.
+func TestReportOverTheAPI(t *testing.T) {
+	srv, err := server.New(server.Options{Service: investigatetest.New(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	var out, errb bytes.Buffer
+	if err := run(ctx, []string{"report", "--api", ln.Addr(), "--settlement", "4821"}, &out, &errb); err != nil {
+		t.Fatalf("report: %v\n%s", err, errb.String())
+	}
+	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
+		"kprobe-tui chain --api " + ln.Addr() + " --settlement 4821"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	err = run(ctx, []string{"report", "--api", ln.Addr(), "--settlement", "999999"}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("report of an unknown settlement: err = %v, want not found", err)
+	}
+}
