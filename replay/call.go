@@ -3,6 +3,7 @@ package replay
 import (
 	"errors"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,6 +29,14 @@ type call struct {
 	c  *sandbox.Call
 	cv sandbox.Call
 	st *sandbox.Stop
+
+	ans answer // the served paths answer here: no allocation per call
+}
+
+// answer resets the call's own answer for the served paths.
+func (k *call) answer(rec Record) *answer {
+	k.ans = answer{rec: rec}
+	return &k.ans
 }
 
 func (k *call) arg(i int) int64 { return int64(k.args[i]) }
@@ -53,13 +62,20 @@ func init() {
 	}
 }
 
+// calls are reused: one per served call would be most of the engine's garbage.
+var calls = sync.Pool{New: func() any { return new(call) }}
+
 func newCall(tid, nr int, args [6]uint64) *call {
-	k := &call{tid: tid, nr: nr, name: sysno.Name(nr), args: args, at: time.Now()}
+	k := calls.Get().(*call)
+	*k = call{tid: tid, nr: nr, name: sysno.Name(nr), args: args, at: time.Now()}
 	if nr >= 0 && nr < len(families) {
 		k.fam = families[nr]
 	}
 	return k
 }
+
+// release hands k back for reuse once nothing refers to it.
+func (k *call) release() { calls.Put(k) }
 
 // action is how a call is answered.
 type action uint8
@@ -95,6 +111,10 @@ type answer struct {
 	// undo gives back what deciding consumed, when the call turns out to be gone (a
 	// signal interrupted it: the kernel restarts it and it comes again).
 	undo []func()
+	// pos, at posI and posOff before the call, is the stream position it moved: undone
+	// with undo (a field, not a closure: this is the served read's and write's path).
+	pos          *streamPos
+	posI, posOff int
 	// after runs, under e.mu, once the program has the answer (the result: a new fd).
 	after func(result int64)
 	rec   Record
@@ -107,6 +127,19 @@ type replaceFD struct {
 }
 
 func (a *answer) consume(undo func()) { a.undo = append(a.undo, undo) }
+
+// moved records the stream position to restore if the call is withdrawn.
+func (a *answer) moved(p *streamPos, i, off int) { a.pos, a.posI, a.posOff = p, i, off }
+
+// giveBack undoes what deciding the call consumed.
+func (a *answer) giveBack() {
+	for i := len(a.undo) - 1; i >= 0; i-- {
+		a.undo[i]()
+	}
+	if a.pos != nil {
+		a.pos.i, a.pos.off = a.posI, a.posOff
+	}
+}
 
 // errGone: the call was withdrawn before it could be answered.
 var errGone = sandbox.ErrGone

@@ -40,12 +40,9 @@ func (c *cursors) init(rec *recording.Recording) {
 	}
 }
 
-// snapshot returns an undo of the position; heldSince survives it, so that a call
-// restarted after a signal waits only what is left.
-func (p *streamPos) snapshot() func() {
-	i, off := p.i, p.off
-	return func() { p.i, p.off = i, off }
-}
+// restore puts the position back; heldSince survives it, so that a call restarted after
+// a signal waits only what is left.
+func (p *streamPos) restore(i, off int) { p.i, p.off = i, off }
 
 // nextInput returns the record the program's next read of res gets and the recorded
 // wait before it: EAGAIN records (a non-blocking read that found nothing, then waited

@@ -70,7 +70,7 @@ type Options struct {
 	Tweaks       []string // tweak specs (package tweak's grammar)
 	OnDivergence Policy
 	// TraceBuffer is how many trace records wait for a slow reader before the newest are
-	// dropped (and counted in Summary.TraceDropped); default 65536.
+	// dropped (and counted in Summary.TraceDropped); default 1<<20.
 	TraceBuffer int
 	Logger      *slog.Logger
 }
@@ -83,7 +83,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("replay: no pid: say which recorded process to replay")
 	}
 	if o.TraceBuffer <= 0 {
-		o.TraceBuffer = 1 << 16
+		o.TraceBuffer = 1 << 20
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -107,7 +107,7 @@ type Program struct {
 // Run is one replay in progress.
 type Run struct {
 	e      *engine
-	trace  chan Record
+	trace  *traceQueue
 	done   chan struct{}
 	sum    Summary
 	err    error
@@ -115,7 +115,8 @@ type Run struct {
 }
 
 // Trace delivers every intercepted call as it is answered; it is closed when the run ends.
-func (r *Run) Trace() <-chan Record { return r.trace }
+// Records arrive in batches (every 20 ms at most), never one wake-up per call.
+func (r *Run) Trace() <-chan Record { return r.trace.out }
 
 // Wait blocks until the program has ended and returns the summary.
 func (r *Run) Wait() (Summary, error) {
@@ -155,8 +156,10 @@ func Start(ctx context.Context, opts Options, prog Program) (*Run, error) {
 		env = os.Environ()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	r := &Run{trace: make(chan Record, opts.TraceBuffer), done: make(chan struct{}), cancel: cancel}
+	r := &Run{trace: newTraceQueue(opts.TraceBuffer), done: make(chan struct{}), cancel: cancel}
 	r.e = newEngine(opts, rec, tw, r.trace)
+	ended := make(chan struct{})
+	go r.trace.run(ended)
 
 	stdio, closeStdio, err := pipes(prog)
 	if err != nil {
@@ -182,7 +185,7 @@ func Start(ctx context.Context, opts Options, prog Program) (*Run, error) {
 		}
 		r.err = err
 		r.e.closePlaceholders()
-		close(r.trace)
+		close(ended)
 	}()
 	return r, nil
 }
@@ -237,7 +240,7 @@ type engine struct {
 	log   *slog.Logger
 	rec   *recording.Recording
 	tw    *tweak.Set
-	trace chan Record
+	trace *traceQueue
 
 	mu    sync.Mutex // guards everything below up to the counters
 	root  int
@@ -254,11 +257,10 @@ type engine struct {
 	served  atomic.Int64
 	nativeN atomic.Int64
 	tweaked atomic.Int64
-	dropped atomic.Int64
 	timers  sync.WaitGroup
 }
 
-func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace chan Record) *engine {
+func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace *traceQueue) *engine {
 	e := &engine{
 		opts: opts, log: opts.Logger.With("component", "replay"), rec: rec, tw: tw, trace: trace,
 		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{},
@@ -309,13 +311,7 @@ func (e *engine) isRoot(tid int) bool {
 	return g == e.root && e.root != 0
 }
 
-func (e *engine) emit(r Record) {
-	select {
-	case e.trace <- r:
-	default:
-		e.dropped.Add(1)
-	}
-}
+func (e *engine) emit(r Record) { e.trace.push(r) }
 
 func (e *engine) closePlaceholders() {
 	e.mu.Lock()
@@ -332,7 +328,7 @@ func (e *engine) summary(exit sandbox.Exit, d time.Duration) Summary {
 	s := Summary{
 		ExitCode: exit.Code, Served: e.served.Load(), Native: e.nativeN.Load(), Tweaked: e.tweaked.Load(),
 		Divergence: e.div, Stopped: e.stopped.Load(), Unconsumed: e.cur.unconsumed(e.rec),
-		UnmatchedTweaks: e.tw.Unmatched(), TraceDropped: e.dropped.Load(), Duration: d,
+		UnmatchedTweaks: e.tw.Unmatched(), TraceDropped: e.trace.dropped.Load(), Duration: d,
 	}
 	if exit.Signal != 0 {
 		s.Signal = unix.SignalName(exit.Signal)

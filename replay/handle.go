@@ -44,11 +44,13 @@ func (e *engine) handle(k *call) {
 	if e.stopped.Load() {
 		// The program is being killed; let the call go.
 		e.carry(k, &answer{act: doContinue})
+		k.release()
 		return
 	}
 	a := e.decide(k)
 	if a.act == doKill {
 		e.kill()
+		k.release()
 		return
 	}
 	if a.delay > 0 && k.l != nil {
@@ -76,10 +78,9 @@ func (e *engine) finish(k *call, a *answer) {
 	}
 	if errors.Is(err, errGone) {
 		e.log.Debug("call withdrawn before its answer: given back", "syscall", k.name, "tid", k.tid, "seq", k.seq)
-		for i := len(a.undo) - 1; i >= 0; i-- {
-			a.undo[i]()
-		}
+		a.giveBack()
 		e.mu.Unlock()
+		k.release()
 		return
 	}
 	if err != nil {
@@ -111,6 +112,7 @@ func (e *engine) finish(k *call, a *answer) {
 		e.nativeN.Add(1)
 	}
 	e.emit(rec)
+	k.release()
 }
 
 // decide is the policy: injected results first (strace's error= and retval= skip the

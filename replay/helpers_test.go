@@ -16,7 +16,7 @@ import (
 
 const testPID = 4242
 
-func needSandbox(t *testing.T) {
+func needSandbox(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs ptrace and seccomp user notification: not in -short")

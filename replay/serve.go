@@ -120,7 +120,8 @@ func (e *engine) serveInput(k *call) *answer {
 		return nil // stdin the recording never read: the program's own
 	}
 	p := e.cur.in[res]
-	undo := p.snapshot()
+	i0, off0 := p.i, p.off
+	undo := func() { p.restore(i0, off0) }
 	rc, wait := nextInput(res, p)
 	count, dest, err := e.inputDest(k)
 	if err != nil {
@@ -135,8 +136,8 @@ func (e *engine) serveInput(k *call) *answer {
 		}
 		return e.diverge(k, nil, fmt.Sprintf("%s on %s", last, res), fmt.Sprintf("%s(%d, %d)", k.name, k.arg(0), count))
 	}
-	a := &answer{rec: Record{Kind: Served, LogIndex: rc.Index, Resource: res.String(), RecordedNs: int64(rc.Ev.DurNs)}}
-	a.consume(undo)
+	a := k.answer(Record{Kind: Served, LogIndex: rc.Index, Resource: res.String(), RecordedNs: int64(rc.Ev.DurNs)})
+	a.moved(p, i0, off0)
 	if p.off == 0 {
 		if p.heldSince.IsZero() {
 			p.heldSince = k.at
@@ -146,7 +147,7 @@ func (e *engine) serveInput(k *call) *answer {
 			// The data came later than the socket's receive timeout: the read times out,
 			// and the next one waits for what is left.
 			undo()
-			a.undo = nil
+			a.pos = nil
 			a.delay, a.act, a.errno = t, doFail, unix.EAGAIN
 			a.rec.Detail = fmt.Sprintf("SO_RCVTIMEO %s expired before the recorded data (%s)", t, e.tw.Timing.Scale(wait))
 			return a
@@ -240,7 +241,8 @@ func (e *engine) serveOutput(k *call) *answer {
 	}
 	res := ent.res
 	p := e.cur.out[res]
-	undo := p.snapshot()
+	i0, off0 := p.i, p.off
+	undo := func() { p.restore(i0, off0) }
 	if p.i >= len(res.Output) {
 		if ent.inherited && len(res.Output) == 0 {
 			return nil // stdio the recording never saw written
@@ -250,12 +252,13 @@ func (e *engine) serveOutput(k *call) *answer {
 			fmt.Sprintf("%s(%d, %s, %d)", k.name, k.arg(0), recording.Quote(data, 32), total))
 	}
 	rc := res.Output[p.i]
-	a := &answer{rec: Record{Kind: Served, LogIndex: rc.Index, Resource: res.String(), RecordedNs: int64(rc.Ev.DurNs)}}
-	a.consume(undo)
+	a := k.answer(Record{Kind: Served, LogIndex: rc.Index, Resource: res.String(), RecordedNs: int64(rc.Ev.DurNs)})
+	a.moved(p, i0, off0)
 	if rc.Ev.Errno != 0 && p.off == 0 {
 		p.i++
 		if ent.inherited {
-			return &answer{act: doContinue, rec: a.rec, undo: a.undo}
+			a.act = doContinue
+			return a
 		}
 		a.act, a.errno = doFail, unix.Errno(rc.Ev.Errno)
 		return a

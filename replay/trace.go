@@ -2,6 +2,8 @@ package replay
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -84,4 +86,71 @@ type Summary struct {
 	UnmatchedTweaks []string      `json:"unmatched_tweaks,omitempty"`
 	TraceDropped    int64         `json:"trace_dropped,omitempty"`
 	Duration        time.Duration `json:"duration_ns"`
+}
+
+// traceQueue carries records from the supervisor to the reader without waking the reader
+// for each one: a wake-up per served call (a futex and a cross-CPU interrupt on a busy
+// machine) would cost more than serving the call. Records wait in a slice and move to
+// the channel every flushEvery, or sooner when flushAt are waiting. Beyond max waiting
+// (a reader that does not keep up) the newest are dropped and counted.
+type traceQueue struct {
+	mu      sync.Mutex
+	pending []Record
+	max     int
+	dropped atomic.Int64
+	kick    chan struct{}
+	out     chan Record
+}
+
+const (
+	traceFlushEvery = 20 * time.Millisecond
+	traceFlushAt    = 1024
+)
+
+func newTraceQueue(max int) *traceQueue {
+	return &traceQueue{max: max, kick: make(chan struct{}, 1), out: make(chan Record, traceFlushAt)}
+}
+
+func (q *traceQueue) push(r Record) {
+	q.mu.Lock()
+	if len(q.pending) >= q.max {
+		q.mu.Unlock()
+		q.dropped.Add(1)
+		return
+	}
+	q.pending = append(q.pending, r)
+	n := len(q.pending)
+	q.mu.Unlock()
+	if n == traceFlushAt {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run moves records to the channel until done is closed, then flushes and closes it.
+func (q *traceQueue) run(done <-chan struct{}) {
+	t := time.NewTicker(traceFlushEvery)
+	defer t.Stop()
+	var batch []Record
+	flush := func() {
+		q.mu.Lock()
+		batch, q.pending = q.pending, batch[:0]
+		q.mu.Unlock()
+		for _, r := range batch {
+			q.out <- r
+		}
+	}
+	for {
+		select {
+		case <-t.C:
+		case <-q.kick:
+		case <-done:
+			flush()
+			close(q.out)
+			return
+		}
+		flush()
+	}
 }

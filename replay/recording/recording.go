@@ -70,9 +70,19 @@ type Resource struct {
 
 	Input  []*Call // reads, in order
 	Output []*Call // writes, in order
+
+	name string // String, once Build is done
 }
 
+// String names the resource as divergence lines and the trace show it.
 func (r *Resource) String() string {
+	if r.name != "" {
+		return r.name
+	}
+	return r.describe()
+}
+
+func (r *Resource) describe() string {
 	switch r.Kind {
 	case File:
 		return "file " + r.Path
@@ -295,6 +305,9 @@ func Build(events []event.Event, pid uint32) (*Recording, error) {
 				c.Res.Local = e.Payload
 			}
 		}
+	}
+	for _, res := range r.Resources {
+		res.name = res.describe() // served calls name it: once, not per call
 	}
 	return r, nil
 }

@@ -13,9 +13,7 @@ func ReadMemory(tid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
-	n, err := unix.ProcessVMReadv(tid, local, remote, 0)
+	n, err := processVM(unix.SYS_PROCESS_VM_READV, tid, addr, buf)
 	if err != nil {
 		return fmt.Errorf("reading %d bytes at %#x in thread %d: %w", len(buf), addr, tid, err)
 	}
@@ -30,9 +28,7 @@ func WriteMemory(tid int, addr uint64, buf []byte) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	local := []unix.Iovec{{Base: &buf[0], Len: uint64(len(buf))}}
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(buf)}}
-	n, err := unix.ProcessVMWritev(tid, local, remote, 0)
+	n, err := processVM(unix.SYS_PROCESS_VM_WRITEV, tid, addr, buf)
 	if err != nil {
 		return fmt.Errorf("writing %d bytes at %#x in thread %d: %w", len(buf), addr, tid, err)
 	}
@@ -40,6 +36,19 @@ func WriteMemory(tid int, addr uint64, buf []byte) error {
 		return fmt.Errorf("writing %d bytes at %#x in thread %d: short write (%d): %w", len(buf), addr, tid, n, unix.EFAULT)
 	}
 	return nil
+}
+
+// processVM copies between buf and the thread's memory with one iovec each side. It is
+// a raw syscall: it does not block (the target's pages are faulted in by the kernel, not
+// waited for), and the scheduler's bookkeeping would cost more than the copy.
+func processVM(nr uintptr, tid int, addr uint64, buf []byte) (int, error) {
+	local := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+	remote := unix.RemoteIovec{Base: uintptr(addr), Len: len(buf)}
+	n, _, e := unix.RawSyscall6(nr, uintptr(tid), uintptr(unsafe.Pointer(&local)), 1, uintptr(unsafe.Pointer(&remote)), 1, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // WriteVector scatters buf over the thread's iovec array at iov (iovcnt entries), as

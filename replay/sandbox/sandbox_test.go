@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs ptrace and seccomp: not in -short")
@@ -99,3 +99,5 @@ func TestRunServesReads(t *testing.T) {
 		t.Errorf("started %d times, %d reads of stdin served; want 1 and 3", h.started, h.calls)
 	}
 }
+
+func osPipe() (*os.File, *os.File, error) { return os.Pipe() }
