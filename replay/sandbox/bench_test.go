@@ -16,9 +16,9 @@ import (
 // cost for a served call, without the replay engine's bookkeeping.
 type serveFD3 struct{ data [64]byte }
 
-func (h *serveFD3) Started(int)                  {}
-func (h *serveFD3) Stop(*Stop)                   {}
-func (h *serveFD3) Spawned(int, int, bool)       {}
+func (h *serveFD3) Started(int)                 {}
+func (h *serveFD3) Stop(*Stop)                  {}
+func (h *serveFD3) Spawned(int, int, bool)      {}
 func (h *serveFD3) Exited(int, unix.WaitStatus) {}
 func (h *serveFD3) Call(l *Listener, c *Call) {
 	if c.Nr != unix.SYS_READ || c.Arg(0) != 3 || c.Args[2] < 64 {
