@@ -144,7 +144,7 @@ const rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
 func planHooks(p prober, s *bpfProgramSpecs) []hookPlan {
 	plans := []hookPlan{
 		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{spec: s.OnSchedSwitch}}},
-		{hook: "sched_wakeup", method: "tp_btf/sched_wakeup", links: []progLink{{spec: s.OnSchedWakeup}}},
+		{hook: "sched_waking", method: "tp_btf/sched_waking", links: []progLink{{spec: s.OnSchedWaking}}},
 		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{spec: s.OnSchedWakeupNew}}},
 	}
 	if err := p.RawSyscalls(); err == nil {

@@ -249,7 +249,7 @@ func TestAttachMethodOnThisKernel(t *testing.T) {
 	if !feats.Fentry && got["tcp_sendmsg"].Method != "tp_btf/sock_send_length" {
 		t.Errorf("tcp_sendmsg method %q, want tp_btf/sock_send_length", got["tcp_sendmsg"].Method)
 	}
-	for _, hook := range []string{"read", "write", "pread64", "pwrite64", "readv", "writev", "sched_switch", "sched_wakeup", "sched_wakeup_new", "page_fault_user", "page_fault_kernel"} {
+	for _, hook := range []string{"read", "write", "pread64", "pwrite64", "readv", "writev", "sched_switch", "sched_waking", "sched_wakeup_new", "page_fault_user", "page_fault_kernel"} {
 		if _, ok := got[hook]; !ok {
 			t.Errorf("no attachment for %s", hook)
 		}

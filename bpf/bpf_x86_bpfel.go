@@ -70,16 +70,17 @@ const (
 )
 
 type bpfOffcpu struct {
-	_         structs.HostLayout
-	OutTs     uint64
-	WakeTs    uint64
-	NextPid   uint32
-	NextTid   uint32
-	WakerPid  uint32
-	WakerTid  uint32
-	NextComm  [16]int8
-	Preempted uint8
-	Pad       [7]uint8
+	_            structs.HostLayout
+	OutTs        uint64
+	WakeTs       uint64
+	NextPid      uint32
+	NextTid      uint32
+	WakerPid     uint32
+	WakerTid     uint32
+	NextComm     [16]int8
+	Preempted    uint8
+	KernelWakeup uint8
+	Pad          [6]uint8
 }
 
 type bpfRwArgs struct {
@@ -139,13 +140,14 @@ const (
 	bpfProgOnPageFaultKernel = "on_page_fault_kernel"
 	bpfProgOnPageFaultUser   = "on_page_fault_user"
 	bpfProgOnSchedSwitch     = "on_sched_switch"
-	bpfProgOnSchedWakeup     = "on_sched_wakeup"
 	bpfProgOnSchedWakeupNew  = "on_sched_wakeup_new"
+	bpfProgOnSchedWaking     = "on_sched_waking"
 	bpfProgSysEnterRw        = "sys_enter_rw"
 	bpfProgSysExitRw         = "sys_exit_rw"
 	bpfProgTpSockRecv        = "tp_sock_recv"
 	bpfProgTpSockSend        = "tp_sock_send"
 	bpfVarCfg                = "cfg"
+	bpfVarPreemptCountFromRq = "preempt_count_from_rq"
 	bpfVarUnusedEvent        = "unused_event"
 	bpfVarUnusedEventType    = "unused_event_type"
 )
@@ -213,8 +215,8 @@ type bpfProgramSpecs struct {
 	OnPageFaultKernel *ebpf.ProgramSpec `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.ProgramSpec `ebpf:"on_page_fault_user"`
 	OnSchedSwitch     *ebpf.ProgramSpec `ebpf:"on_sched_switch"`
-	OnSchedWakeup     *ebpf.ProgramSpec `ebpf:"on_sched_wakeup"`
 	OnSchedWakeupNew  *ebpf.ProgramSpec `ebpf:"on_sched_wakeup_new"`
+	OnSchedWaking     *ebpf.ProgramSpec `ebpf:"on_sched_waking"`
 	SysEnterRw        *ebpf.ProgramSpec `ebpf:"sys_enter_rw"`
 	SysExitRw         *ebpf.ProgramSpec `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.ProgramSpec `ebpf:"tp_sock_recv"`
@@ -243,9 +245,10 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
-	Cfg             *ebpf.VariableSpec `ebpf:"cfg"`
-	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	Cfg                *ebpf.VariableSpec `ebpf:"cfg"`
+	PreemptCountFromRq *ebpf.VariableSpec `ebpf:"preempt_count_from_rq"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
 }
 
 // bpfObjects contains all objects after they have been loaded into the kernel.
@@ -303,9 +306,10 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
-	Cfg             *ebpf.Variable `ebpf:"cfg"`
-	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
+	Cfg                *ebpf.Variable `ebpf:"cfg"`
+	PreemptCountFromRq *ebpf.Variable `ebpf:"preempt_count_from_rq"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
 }
 
 // bpfPrograms contains all programs after they have been loaded into the kernel.
@@ -333,8 +337,8 @@ type bpfPrograms struct {
 	OnPageFaultKernel *ebpf.Program `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.Program `ebpf:"on_page_fault_user"`
 	OnSchedSwitch     *ebpf.Program `ebpf:"on_sched_switch"`
-	OnSchedWakeup     *ebpf.Program `ebpf:"on_sched_wakeup"`
 	OnSchedWakeupNew  *ebpf.Program `ebpf:"on_sched_wakeup_new"`
+	OnSchedWaking     *ebpf.Program `ebpf:"on_sched_waking"`
 	SysEnterRw        *ebpf.Program `ebpf:"sys_enter_rw"`
 	SysExitRw         *ebpf.Program `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.Program `ebpf:"tp_sock_recv"`
@@ -364,8 +368,8 @@ func (p *bpfPrograms) Close() error {
 		p.OnPageFaultKernel,
 		p.OnPageFaultUser,
 		p.OnSchedSwitch,
-		p.OnSchedWakeup,
 		p.OnSchedWakeupNew,
+		p.OnSchedWaking,
 		p.SysEnterRw,
 		p.SysExitRw,
 		p.TpSockRecv,

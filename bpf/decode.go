@@ -47,8 +47,9 @@ const (
 )
 
 const (
-	flagPreempted   = 1
-	flagKernelFault = 2
+	flagPreempted    = 1
+	flagKernelFault  = 2
+	flagKernelWakeup = 4
 
 	afInet  = 2
 	afInet6 = 10
@@ -84,31 +85,32 @@ func Decode(raw []byte, e *Event) error {
 	payload := e.Payload[:0]
 
 	*e = Event{
-		KtimeNs:     le.Uint64(raw[offTs:]),
-		DurNs:       le.Uint64(raw[offDur:]),
-		PID:         le.Uint32(raw[offPid:]),
-		TID:         le.Uint32(raw[offTid:]),
-		CPU:         le.Uint32(raw[offCPU:]),
-		Comm:        internComm(raw[offComm : offComm+16]),
-		CgroupID:    le.Uint64(raw[offCgroup:]),
-		Type:        typ,
-		Syscall:     syscallNames[sc],
-		FD:          int32(le.Uint32(raw[offFd:])),
-		Ret:         int64(le.Uint64(raw[offRet:])),
-		Errno:       int32(le.Uint32(raw[offErr:])),
-		Ino:         le.Uint64(raw[offIno:]),
-		SPort:       le.Uint16(raw[offSport:]),
-		DPort:       le.Uint16(raw[offDport:]),
-		Preempted:   flags&flagPreempted != 0,
-		NextPID:     le.Uint32(raw[offNextPid:]),
-		NextTID:     le.Uint32(raw[offNextTid:]),
-		WakerPID:    le.Uint32(raw[offWakerPid:]),
-		WakerTID:    le.Uint32(raw[offWakerTid:]),
-		RunqDelayNs: le.Uint64(raw[offRunq:]),
-		Addr:        le.Uint64(raw[offAddr:]),
-		IP:          le.Uint64(raw[offIP:]),
-		ErrorCode:   le.Uint64(raw[offErrorCode:]),
-		KernelFault: flags&flagKernelFault != 0,
+		KtimeNs:      le.Uint64(raw[offTs:]),
+		DurNs:        le.Uint64(raw[offDur:]),
+		PID:          le.Uint32(raw[offPid:]),
+		TID:          le.Uint32(raw[offTid:]),
+		CPU:          le.Uint32(raw[offCPU:]),
+		Comm:         internComm(raw[offComm : offComm+16]),
+		CgroupID:     le.Uint64(raw[offCgroup:]),
+		Type:         typ,
+		Syscall:      syscallNames[sc],
+		FD:           int32(le.Uint32(raw[offFd:])),
+		Ret:          int64(le.Uint64(raw[offRet:])),
+		Errno:        int32(le.Uint32(raw[offErr:])),
+		Ino:          le.Uint64(raw[offIno:]),
+		SPort:        le.Uint16(raw[offSport:]),
+		DPort:        le.Uint16(raw[offDport:]),
+		Preempted:    flags&flagPreempted != 0,
+		NextPID:      le.Uint32(raw[offNextPid:]),
+		NextTID:      le.Uint32(raw[offNextTid:]),
+		WakerPID:     le.Uint32(raw[offWakerPid:]),
+		WakerTID:     le.Uint32(raw[offWakerTid:]),
+		RunqDelayNs:  le.Uint64(raw[offRunq:]),
+		Addr:         le.Uint64(raw[offAddr:]),
+		IP:           le.Uint64(raw[offIP:]),
+		ErrorCode:    le.Uint64(raw[offErrorCode:]),
+		KernelFault:  flags&flagKernelFault != 0,
+		KernelWakeup: flags&flagKernelWakeup != 0,
 	}
 	if kdev := le.Uint64(raw[offDev:]); kdev != 0 {
 		// Kernel-internal dev_t is MAJOR<<20|MINOR; stat(2) uses the glibc encoding.

@@ -76,13 +76,16 @@ type Event struct {
 	SPort, DPort uint16
 
 	// sched_switch: the event belongs to the thread that comes back on CPU.
-	Preempted   bool   // still runnable when switched out (vs blocked)
-	NextPID     uint32 // task that took the CPU at switch-out
-	NextTID     uint32
-	NextComm    string
-	WakerPID    uint32 // who woke it (0 if preempted)
-	WakerTID    uint32
-	RunqDelayNs uint64 // wakeup (or switch-out, if preempted) to running again
+	Preempted bool   // still runnable when switched out (vs blocked)
+	NextPID   uint32 // task that took the CPU at switch-out
+	NextTID   uint32
+	NextComm  string
+	WakerPID  uint32 // the task that woke it (0 if preempted, or woken by the kernel)
+	WakerTID  uint32
+	// KernelWakeup: woken from interrupt context (a timer, a device, the
+	// network stack) rather than by a task; WakerPID and WakerTID are 0.
+	KernelWakeup bool
+	RunqDelayNs  uint64 // wakeup (or switch-out, if preempted) to running again
 
 	// page faults
 	Addr, IP, ErrorCode uint64

@@ -89,6 +89,7 @@ type workloadInfo struct {
 	Region    uint64   `json:"region"`
 	RegionLen uint64   `json:"region_len"`
 	PageSize  uint64   `json:"page_size"`
+	Spinner   uint32   `json:"spinner"`
 }
 
 type workload struct {

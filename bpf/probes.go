@@ -119,6 +119,9 @@ func open(ctx context.Context, opts Options, prober prober) (_ *Probes, err erro
 	plans := planHooks(prober, &specs.bpfProgramSpecs)
 	pruneSpec(spec, plans)
 	specs.Events.MaxEntries = uint32(opts.RingBytes)
+	if err := setIRQContext(&specs, log); err != nil {
+		return nil, err
+	}
 
 	p := &Probes{
 		log:     log,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -24,9 +25,16 @@ func (p *Probes) Run(ctx context.Context) error {
 	p.mu.Unlock()
 	defer close(p.batches)
 
-	// Flush wakes a blocked read; Run then notices ctx is done.
-	stop := context.AfterFunc(ctx, func() { _ = p.rd.Flush() })
+	// Once ctx is done, Run drains what the ring holds at that moment and
+	// returns: on a busy node producers may never let the ring run empty,
+	// which is when the reader reports ErrFlushed. Flush wakes a blocked read.
+	var stopping atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		stopping.Store(true)
+		_ = p.rd.Flush()
+	})
 	defer stop()
+	drain := int64(-1) // ring bytes left to read once stopping; -1: not measured yet
 
 	var (
 		rec ringbuf.Record
@@ -81,9 +89,19 @@ func (p *Probes) Run(ctx context.Context) error {
 
 	p.rd.SetDeadline(time.Now().Add(flushInterval))
 	for {
+		if drain == 0 {
+			push()
+			return nil
+		}
 		err := p.rd.ReadInto(&rec)
 		switch {
 		case err == nil:
+			if stopping.Load() {
+				if drain < 0 {
+					drain = p.backlog() + ringRecordSize(len(rec.RawSample))
+				}
+				drain = max(drain-ringRecordSize(len(rec.RawSample)), 0)
+			}
 			batch = batch[:len(batch)+1]
 			e := &batch[len(batch)-1]
 			// A recycled event's payload may still be referenced
@@ -120,6 +138,22 @@ func (p *Probes) Run(ctx context.Context) error {
 			return fmt.Errorf("reading ring buffer: %w", err)
 		}
 	}
+}
+
+// backlog is how many bytes the ring holds (records and their headers).
+func (p *Probes) backlog() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed { // Close may have released the ring already
+		return 0
+	}
+	return int64(p.rd.AvailableBytes())
+}
+
+// ringRecordSize is the room a sample of n bytes takes in the ring: an
+// 8-byte header, rounded up to 8 bytes.
+func ringRecordSize(n int) int64 {
+	return int64(n+8+7) &^ 7
 }
 
 // Batches delivers decoded events. It is closed when Run returns (or by

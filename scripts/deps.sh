@@ -10,6 +10,7 @@ command -v tmux >/dev/null     || need+=(tmux)
 command -v java >/dev/null     || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null      || need+=(maven)
 command -v npm >/dev/null      || need+=(npm)
+command -v openssl >/dev/null  || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing packages: ${need[*]}: install them with 'sudo apt-get install ${need[*]}'" >&2

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -60,8 +59,11 @@ func (s *Server) GetReport(ctx context.Context, req *connect.Request[kprobev1.Ge
 	if rows < 0 || rows > 1000 {
 		return nil, invalid("evidence_rows %d: want 0 (default) to 1000", rows)
 	}
-	_ = ref
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("report: not built yet"))
+	rep, err := investigate.BuildReport(ctx, s.svc, ref, investigate.ReportOptions{EvidenceRows: rows, Source: s.opts.Source})
+	if err != nil {
+		return nil, fromService(err)
+	}
+	return connect.NewResponse(&kprobev1.GetReportResponse{Markdown: string(rep.Markdown())}), nil
 }
 
 // refOf reads a request's subject; a request naming none is the caller's mistake.

@@ -22,6 +22,9 @@ type Options struct {
 	// Live feeds StreamLive with what the engine writes; nil when this process runs no
 	// engine (StreamLive then answers Unavailable).
 	Live *live.Hub
+	// Source is how a report's reader reaches the same data, as flags ("--api
+	// kprobe.internal:8443"), for the commands the report prints.
+	Source string
 	// Auth authenticates callers; nil serves everyone (only safe on loopback or a unix
 	// socket: see Listen).
 	Auth *Auth

@@ -30,6 +30,7 @@ enum rw_syscall {
 /* struct event flags */
 #define FLAG_PREEMPTED 1
 #define FLAG_KERNEL_FAULT 2
+#define FLAG_KERNEL_WAKEUP 4 /* sched: woken from interrupt context, by no task */
 
 struct event {
 	__u64 ts_ns;      /* start of the interval (syscall entry, switch-out, fault) */

@@ -175,8 +175,10 @@ static __always_inline int rw_enter(struct task_struct *t, __u8 sc, __s32 fd, __
 		return 0;
 
 	struct rw_args *a = bpf_task_storage_get(&rw_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a)
+	if (!a) {
+		count_lost(sc >= SC_WRITE ? EV_WRITE : EV_READ);
 		return 0;
+	}
 	a->ts = bpf_ktime_get_ns();
 	a->fd = fd;
 	a->buf = buf;
@@ -330,6 +332,8 @@ static __always_inline void rw_switch_out(struct task_struct *prev)
 			*a = c->args;
 			if (parked)
 				__sync_fetch_and_add(parked, 1);
+		} else {
+			count_lost(c->args.sc >= SC_WRITE ? EV_WRITE : EV_READ);
 		}
 	}
 	c->regs = 0;

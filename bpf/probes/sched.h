@@ -1,6 +1,7 @@
 /* The scheduler: one event per off-CPU interval of a recorded thread, sent
  * when it runs again, saying who took the CPU, whether it was preempted or
- * blocked, who woke it and how long it then waited for a CPU. */
+ * blocked, who woke it (a task, or the kernel from interrupt context) and
+ * how long it then waited for a CPU. */
 #ifndef KPROBE_SCHED_H
 #define KPROBE_SCHED_H
 
@@ -13,7 +14,8 @@ struct offcpu {
 	__u32 waker_tid;
 	char next_comm[COMM_LEN];
 	__u8 preempted;
-	__u8 _pad[7];
+	__u8 kernel_wakeup; /* woken from interrupt context */
+	__u8 _pad[6];
 };
 
 /* An entry is "empty" when out_ts is 0. */
@@ -53,6 +55,8 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 			} else {
 				e->waker_pid = v.waker_pid;
 				e->waker_tid = v.waker_tid;
+				if (v.kernel_wakeup)
+					e->flags = FLAG_KERNEL_WAKEUP;
 				e->runq_ns = v.wake_ts ? now - v.wake_ts : 0;
 			}
 			submit(e);
@@ -62,12 +66,17 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	/* Switch-out: remember why and who took the CPU. */
 	if (ptid && want_task(prev)) {
 		struct offcpu *v = bpf_task_storage_get(&offcpu, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!v)
+		if (!v) {
+			/* no storage for this thread (memory, or the kernel's
+			 * storage lock busy): its off-CPU event is lost */
+			count_lost(EV_SCHED_SWITCH);
 			return 0;
+		}
 		v->out_ts = now;
 		v->wake_ts = 0;
 		v->waker_pid = 0;
 		v->waker_tid = 0;
+		v->kernel_wakeup = 0;
 		/* Still runnable (preempted, or yielded) vs blocked. */
 		v->preempted = preempt || prev_state == 0;
 		v->next_pid = next->tgid;
@@ -77,21 +86,58 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
-static __always_inline void note_wakeup(struct task_struct *p)
+/* preempt_count() bits (include/linux/preempt.h). */
+#define SOFTIRQ_OFFSET (1U << 8)
+#define HARDIRQ_MASK (0xfU << 16)
+#define NMI_MASK (0xfU << 20)
+
+/* Where this CPU's preempt count is, relative to this CPU's runqueue: both
+ * are per-CPU variables, so their distance is the same on every CPU. Go
+ * computes it from the kernel's BTF (irqctx.go); 0 = unknown. The direct
+ * way, bpf_this_cpu_ptr(&__preempt_count), needs the kernel to resolve a
+ * per-CPU symbol, which kernels built without KALLSYMS_ALL cannot. */
+const volatile __s64 preempt_count_from_rq = 0;
+
+/* In a hard or soft interrupt handler (or an NMI), current is whatever task
+ * the interrupt landed on, not the waker: a timer, a device or the network
+ * stack did the wakeup. A task that merely disabled softirqs, as the TCP
+ * send path does, stays the waker; softirqs run by ksoftirqd are that
+ * thread's. */
+static __always_inline bool in_irq_context(struct task_struct *t)
+{
+	__s64 delta = preempt_count_from_rq;
+	int pc;
+
+	if (!delta || !bpf_core_field_exists(struct cfs_rq, rq))
+		return false;
+	/* current's runqueue is this CPU's (with CONFIG_FAIR_GROUP_SCHED, its
+	 * sched entity points at it); checked, not assumed. */
+	struct rq *rq = t->se.cfs_rq->rq;
+	if (!rq || rq->cpu != bpf_get_smp_processor_id())
+		return false;
+	if (bpf_probe_read_kernel(&pc, sizeof(pc), (void *)rq + delta))
+		return false;
+	return pc & (NMI_MASK | HARDIRQ_MASK | SOFTIRQ_OFFSET);
+}
+
+/* sched_waking fires in the waker's context. sched_wakeup would not do:
+ * when the wakee's CPU is idle or shares no cache with the waker's, the
+ * kernel queues the wakeup to that CPU, which raises sched_wakeup from its
+ * IPI or idle loop, under whatever task runs there. */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(on_sched_waking, struct task_struct *p)
 {
 	struct offcpu *o = bpf_task_storage_get(&offcpu, p, 0, 0);
 	if (!o || !o->out_ts || o->preempted || o->wake_ts)
-		return;
-	__u64 id = bpf_get_current_pid_tgid();
+		return 0;
 	o->wake_ts = bpf_ktime_get_ns();
-	o->waker_pid = id >> 32;
-	o->waker_tid = (__u32)id;
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(on_sched_wakeup, struct task_struct *p)
-{
-	note_wakeup(p);
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (in_irq_context(t)) {
+		o->kernel_wakeup = 1;
+		return 0;
+	}
+	o->waker_pid = t->tgid;
+	o->waker_tid = t->pid;
 	return 0;
 }
 
@@ -105,11 +151,12 @@ int BPF_PROG(on_sched_wakeup_new, struct task_struct *p)
 	struct offcpu *v = bpf_task_storage_get(&offcpu, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!v)
 		return 0;
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *t = bpf_get_current_task_btf();
 	v->out_ts = bpf_ktime_get_ns();
 	v->wake_ts = v->out_ts;
-	v->waker_pid = id >> 32;
-	v->waker_tid = (__u32)id;
+	v->waker_pid = t->tgid;
+	v->waker_tid = t->pid;
+	v->kernel_wakeup = 0;
 	v->preempted = 0;
 	v->next_pid = 0;
 	v->next_tid = 0;

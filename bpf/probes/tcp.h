@@ -69,14 +69,17 @@ int BPF_PROG(tp_sock_recv, struct sock *sk, int ret, int flags)
 	return tcp_event(sk, ret, EV_TCP_RECV, 0);
 }
 
-static __always_inline int tcp_entry(void)
+static __always_inline int tcp_entry(__u32 type)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (!want_task(t))
 		return 0;
 	__u64 *ts = bpf_task_storage_get(&tcp_start, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (ts)
-		*ts = bpf_ktime_get_ns();
+	if (!ts) {
+		count_lost(type);
+		return 0;
+	}
+	*ts = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -93,7 +96,7 @@ static __always_inline int tcp_exit(struct sock *sk, int ret, __u32 type)
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(fentry_tcp_sendmsg, struct sock *sk)
 {
-	return tcp_entry();
+	return tcp_entry(EV_TCP_SEND);
 }
 
 /* tcp_sendmsg(sk, msg, size) since Linux 4.1. */
@@ -106,7 +109,7 @@ int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk, struct msghdr *msg, size_t size
 SEC("fentry/tcp_recvmsg")
 int BPF_PROG(fentry_tcp_recvmsg, struct sock *sk)
 {
-	return tcp_entry();
+	return tcp_entry(EV_TCP_RECV);
 }
 
 /* An fexit program reads the return value after the arguments, so its slot

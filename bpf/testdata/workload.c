@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -194,6 +197,37 @@ static int mode_writes(char **av) {
 	_exit(0);
 }
 
+// timer N MS: N sleeps of MS ms, each ended by a timer interrupt, then one
+// read of 2 bytes on stdin, ended by a task (the test writing). The process
+// is pinned to one CPU with a child that spins there, so the timer
+// interrupts land on the spinner: the wakeups must not be credited to it.
+static int mode_timer(char **av) {
+	int n = atoi(av[0]), ms = atoi(av[1]);
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		die("sched_setaffinity");
+	pid_t spinner = fork();
+	if (spinner < 0)
+		die("fork");
+	if (spinner == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (volatile unsigned long i = 0;; i++)
+			;
+	}
+	printf("{\"pid\":%d,\"tid\":%ld,\"spinner\":%d}\n", getpid(), (long)syscall(SYS_gettid), spinner);
+	wait_go();
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+	for (int i = 0; i < n; i++)
+		nanosleep(&ts, NULL);
+	char buf[2];
+	if (read(0, buf, sizeof(buf)) < 1)
+		die("read");
+	kill(spinner, SIGKILL); // no waitpid: the spinner's exit would wake us
+	_exit(0);
+}
+
 int main(int argc, char **argv) {
 	if (argc >= 10 && strcmp(argv[1], "all") == 0)
 		return mode_all(argv + 2);
@@ -201,6 +235,8 @@ int main(int argc, char **argv) {
 		return mode_rate(argv + 2);
 	if (argc >= 3 && strcmp(argv[1], "writes") == 0)
 		return mode_writes(argv + 2);
-	fprintf(stderr, "usage: workload all FILE K B M S P NSLEEP SLEEPMS | rate N SECONDS | writes K\n");
+	if (argc >= 4 && strcmp(argv[1], "timer") == 0)
+		return mode_timer(argv + 2);
+	fprintf(stderr, "usage: workload all FILE K B M S P NSLEEP SLEEPMS | rate N SECONDS | writes K | timer N MS\n");
 	return 2;
 }

@@ -35,6 +35,7 @@ commands:
   settlements  list the slowest settlements with the kernel events joined to them
   report       print the markdown incident report of a settlement
   replay       run a program in place of a recorded process, served from the recording
+  import       load a recorded incident (testdata/demo/*.kpds) into --data
 
 Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
 --clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runReplay(ctx, args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
 	case "settlements":

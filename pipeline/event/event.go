@@ -118,7 +118,7 @@ type Event struct {
 	NextPID     uint32 // the task that took the CPU
 	NextTID     uint32
 	NextComm    string
-	WakerPID    uint32 // the task that woke it (0 when preempted)
+	WakerPID    uint32 // the task that woke it; 0 when preempted, or woken by the kernel (a timer, a device: interrupt context)
 	WakerTID    uint32
 	RunqDelayNs uint64
 

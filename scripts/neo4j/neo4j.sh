@@ -18,7 +18,7 @@
 #   KPROBE_STATE          state root (data, logs)     (default /tmp/kprobe-services)
 #   KPROBE_NEO4J_PORT     Bolt port                   (default 7687)
 #   KPROBE_NEO4J_HEAP     JVM heap (-Xms and -Xmx)    (default 512m)
-#   KPROBE_NEO4J_PAGECACHE page cache size            (default 256m)
+#   KPROBE_NEO4J_PAGECACHE page cache size            (default 512m: the benchmark graph is ~400 MB)
 #   KPROBE_NEO4J_TIMEOUT  seconds to wait on start    (default 120)
 set -euo pipefail
 
@@ -39,7 +39,7 @@ PASSWORD_MARK="$STATE_DIR/password.sha256" # which password the data was initial
 HOST=127.0.0.1
 PORT="${KPROBE_NEO4J_PORT:-7687}"
 HEAP="${KPROBE_NEO4J_HEAP:-512m}"
-PAGECACHE="${KPROBE_NEO4J_PAGECACHE:-256m}"
+PAGECACHE="${KPROBE_NEO4J_PAGECACHE:-512m}"
 TIMEOUT="${KPROBE_NEO4J_TIMEOUT:-120}"
 URI="bolt://$HOST:$PORT"
 

@@ -10,8 +10,9 @@ import (
 )
 
 // graph is the in-memory adjacency: nodes and edges in slices addressed by index, labels,
-// types, rules and joins interned (a few dozen distinct strings across millions of items).
-// Not safe for concurrent use; Store guards it.
+// types, rules, joins and property keys interned (a few dozen distinct strings across
+// millions of items), event IDs in one arena. Few pointers per item keep the collector's
+// work and the replay at open small. Not safe for concurrent use; Store guards it.
 type graph struct {
 	ids   map[string]uint32 // node ID → index in nodes
 	nodes []node
@@ -20,7 +21,8 @@ type graph struct {
 
 	names   []string // interned strings; 0 is ""
 	nameIdx map[string]uint32
-	cause   uint32 // the interned LabelCause
+	cause   uint32   // the interned LabelCause
+	ev      []uint64 // evidence of every edge; an edge holds a range
 
 	applied int // nodes and edges applied, superseded ones included: tells when to compact
 }
@@ -35,24 +37,33 @@ type node struct {
 type edge struct {
 	from, to        uint32
 	typ, rule, join uint32
+	evOff, evLen    uint32 // g.ev[evOff : evOff+evLen]
 	explained       int64
 	confidence      float64
-	evidence        []uint64
 }
 
 type edgeKey struct{ from, to, typ uint32 }
 
-func newGraph() *graph {
-	g := &graph{ids: map[string]uint32{}, keys: map[edgeKey]uint32{}, names: []string{""}, nameIdx: map[string]uint32{"": 0}}
-	g.cause = g.intern(causal.LabelCause)
+// newGraph sizes its maps for about items nodes plus edges.
+func newGraph(items int) *graph {
+	g := &graph{
+		ids:     make(map[string]uint32, items/2),
+		keys:    make(map[edgeKey]uint32, items/2),
+		nodes:   make([]node, 0, items/2),
+		edges:   make([]edge, 0, items/2),
+		names:   []string{""},
+		nameIdx: map[string]uint32{"": 0},
+	}
+	g.cause = g.intern([]byte(causal.LabelCause))
 	return g
 }
 
-func (g *graph) intern(s string) uint32 {
-	if i, ok := g.nameIdx[s]; ok {
+func (g *graph) intern(b []byte) uint32 {
+	if i, ok := g.nameIdx[string(b)]; ok { // no allocation: the compiler sees the lookup
 		return i
 	}
 	i := uint32(len(g.names))
+	s := string(b)
 	g.names = append(g.names, s)
 	g.nameIdx[s] = i
 	return i
@@ -60,58 +71,67 @@ func (g *graph) intern(s string) uint32 {
 
 // nodeIndex returns id's node, creating it bare (no label) when it is new: an edge may
 // name a node before any write does.
-func (g *graph) nodeIndex(id string) uint32 {
-	if i, ok := g.ids[id]; ok {
+func (g *graph) nodeIndex(id []byte) uint32 {
+	if i, ok := g.ids[string(id)]; ok {
 		return i
 	}
 	i := uint32(len(g.nodes))
-	g.nodes = append(g.nodes, node{id: id})
-	g.ids[id] = i
+	s := string(id)
+	g.nodes = append(g.nodes, node{id: s})
+	g.ids[s] = i
 	return i
 }
 
-// apply merges a normalised graph (graphstore.Normalize) with the semantics of the
-// contract: nodes merge (last label, union of properties), edges replace.
-func (g *graph) apply(in causal.Graph) {
-	for _, n := range in.Nodes {
-		i := g.nodeIndex(n.ID)
-		nd := &g.nodes[i]
-		nd.label = g.intern(n.Label)
-		nd.props = mergeProps(nd.props, n.Props)
+// node and edge make graph the visitor of a record (walkPayload), for Write and replay
+// alike, with the contract's semantics: nodes merge (last label, union of properties),
+// edges replace.
+func (g *graph) node(id, label []byte, props [][]byte) {
+	nd := &g.nodes[g.nodeIndex(id)]
+	nd.label = g.intern(label)
+	for i := 0; i < len(props); i += 2 {
+		nd.props = g.setProp(nd.props, props[i], props[i+1])
 	}
-	for _, e := range in.Edges {
-		k := edgeKey{g.nodeIndex(e.From), g.nodeIndex(e.To), g.intern(e.Type)}
-		ed := edge{from: k.from, to: k.to, typ: k.typ, rule: g.intern(e.Rule), join: g.intern(e.Join),
-			explained: e.ExplainedNs, confidence: e.Confidence, evidence: e.Evidence}
-		if j, ok := g.keys[k]; ok {
-			g.edges[j] = ed
-			continue
-		}
-		j := uint32(len(g.edges))
-		g.edges = append(g.edges, ed)
-		g.keys[k] = j
-		g.nodes[k.from].out = append(g.nodes[k.from].out, j)
-	}
-	g.applied += len(in.Nodes) + len(in.Edges)
+	g.applied++
 }
 
-// mergeProps lays src over the sorted key, value pairs in dst.
-func mergeProps(dst []string, src map[string]string) []string {
-	for k, v := range src {
-		n := len(dst) / 2
-		i := sort.Search(n, func(i int) bool { return dst[2*i] >= k })
-		if i < n && dst[2*i] == k {
-			dst[2*i+1] = v
-			continue
+// setProp sets key to value in the sorted pairs kv, allocating only what is new.
+func (g *graph) setProp(kv []string, key, value []byte) []string {
+	n := len(kv) / 2
+	i := sort.Search(n, func(i int) bool { return kv[2*i] >= string(key) })
+	if i < n && kv[2*i] == string(key) {
+		if kv[2*i+1] != string(value) {
+			kv[2*i+1] = string(value)
 		}
-		dst = slices.Insert(dst, 2*i, k, v)
+		return kv
 	}
-	return dst
+	return slices.Insert(kv, 2*i, g.names[g.intern(key)], string(value))
+}
+
+func (g *graph) edge(e *rawEdge) {
+	k := edgeKey{g.nodeIndex(e.from), g.nodeIndex(e.to), g.intern(e.typ)}
+	ed := edge{from: k.from, to: k.to, typ: k.typ, rule: g.intern(e.rule), join: g.intern(e.join),
+		explained: e.explained, confidence: e.confidence}
+	if j, ok := g.keys[k]; ok && g.edges[j].evLen == uint32(len(e.evidence)) {
+		ed.evOff, ed.evLen = g.edges[j].evOff, g.edges[j].evLen // same size: reuse its range
+		copy(g.ev[ed.evOff:], e.evidence)
+	} else {
+		ed.evOff, ed.evLen = uint32(len(g.ev)), uint32(len(e.evidence))
+		g.ev = append(g.ev, e.evidence...)
+	}
+	g.applied++
+	if j, ok := g.keys[k]; ok {
+		g.edges[j] = ed
+		return
+	}
+	j := uint32(len(g.edges))
+	g.edges = append(g.edges, ed)
+	g.keys[k] = j
+	g.nodes[k.from].out = append(g.nodes[k.from].out, j)
 }
 
 func (g *graph) live() int { return len(g.nodes) + len(g.edges) }
 
-func (g *graph) node(i uint32) causal.Node {
+func (g *graph) nodeAt(i uint32) causal.Node {
 	n := &g.nodes[i]
 	out := causal.Node{ID: n.id, Label: g.names[n.label]}
 	if len(n.props) > 0 {
@@ -123,12 +143,12 @@ func (g *graph) node(i uint32) causal.Node {
 	return out
 }
 
-func (g *graph) edge(j uint32) causal.Edge {
+func (g *graph) edgeAt(j uint32) causal.Edge {
 	e := &g.edges[j]
 	return causal.Edge{
 		From: g.nodes[e.from].id, To: g.nodes[e.to].id, Type: g.names[e.typ],
 		ExplainedNs: e.explained, Rule: g.names[e.rule], Confidence: e.confidence, Join: g.names[e.join],
-		Evidence: slices.Clone(e.evidence),
+		Evidence: slices.Clone(g.ev[e.evOff : e.evOff+e.evLen]),
 	}
 }
 
@@ -199,13 +219,13 @@ func (g *graph) causes(root uint32, limit int) []causal.Path {
 		return nil
 	}
 	paths := make([]causal.Path, len(all))
-	rootNode := g.node(root)
+	rootNode := g.nodeAt(root)
 	for i, f := range all {
 		p := causal.Path{Nodes: make([]causal.Node, 0, len(f.edges)+1), Edges: make([]causal.Edge, 0, len(f.edges))}
 		p.Nodes = append(p.Nodes, rootNode)
 		for _, j := range f.edges {
-			p.Edges = append(p.Edges, g.edge(j))
-			p.Nodes = append(p.Nodes, g.node(g.edges[j].to))
+			p.Edges = append(p.Edges, g.edgeAt(j))
+			p.Nodes = append(p.Nodes, g.nodeAt(g.edges[j].to))
 		}
 		paths[i] = p
 	}
@@ -233,10 +253,10 @@ func (g *graph) subgraph(root uint32, maxDepth int) causal.Graph {
 	}
 	var out causal.Graph
 	for _, n := range order {
-		out.Nodes = append(out.Nodes, g.node(n))
+		out.Nodes = append(out.Nodes, g.nodeAt(n))
 		for _, j := range g.nodes[n].out {
 			if in[g.edges[j].to] {
-				out.Edges = append(out.Edges, g.edge(j))
+				out.Edges = append(out.Edges, g.edgeAt(j))
 			}
 		}
 	}
@@ -256,11 +276,11 @@ func (g *graph) snapshot(chunk int) []causal.Graph {
 		}
 	}
 	for i := range g.nodes {
-		cur.Nodes = append(cur.Nodes, g.node(uint32(i)))
+		cur.Nodes = append(cur.Nodes, g.nodeAt(uint32(i)))
 		flush()
 	}
 	for j := range g.edges {
-		cur.Edges = append(cur.Edges, g.edge(uint32(j)))
+		cur.Edges = append(cur.Edges, g.edgeAt(uint32(j)))
 		flush()
 	}
 	if len(cur.Nodes)+len(cur.Edges) > 0 {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/kprobe/kprobe/pipeline/causal"
 )
@@ -104,78 +105,121 @@ func (d *decoder) count(what string, min int) int {
 	return int(n)
 }
 
-func (d *decoder) str(what string) string {
+func (d *decoder) bytes(what string) []byte {
 	n := d.uvarint(what)
 	if n > uint64(len(d.b)) || n > maxStrBytes {
 		d.fail(what)
-		return ""
+		return nil
 	}
-	s := string(d.b[:n])
+	s := d.b[:n:n]
 	d.b = d.b[n:]
 	return s
 }
 
-func decodePayload(b []byte) (causal.Graph, error) {
+// visitor receives a record's items as views into its payload, valid only during the
+// call: the graph interns what it keeps, so replaying a log allocates little more than
+// the strings it has not seen.
+type visitor interface {
+	// node gets props as key, value, key, value...
+	node(id, label []byte, props [][]byte)
+	edge(e *rawEdge)
+}
+
+type rawEdge struct {
+	from, to, typ, rule, join []byte
+	explained                 int64
+	confidence                float64
+	evidence                  []uint64
+}
+
+// walkPayload parses b and hands each item to v; with v nil it only checks b. Callers
+// that apply what they see check first, so that a bad record changes nothing.
+func walkPayload(b []byte, v visitor) error {
 	d := &decoder{b: b}
-	var g causal.Graph
-	if n := d.count("node count", 3); n > 0 {
-		g.Nodes = make([]causal.Node, n)
-	}
-	for i := range g.Nodes {
-		n := causal.Node{ID: d.str("node id"), Label: d.str("node label")}
-		if np := d.count("property count", 2); np > 0 {
-			n.Props = make(map[string]string, np)
-			for range np {
-				k := d.str("property key")
-				n.Props[k] = d.str("property value")
-			}
+	var props [][]byte
+	for range d.count("node count", 3) {
+		id, label := d.bytes("node id"), d.bytes("node label")
+		props = props[:0]
+		for range d.count("property count", 2) {
+			props = append(props, d.bytes("property key"), d.bytes("property value"))
 		}
-		g.Nodes[i] = n
+		if d.err != nil {
+			return d.err
+		}
+		if v != nil {
+			v.node(id, label, props)
+		}
 	}
-	if n := d.count("edge count", 15); n > 0 {
-		g.Edges = make([]causal.Edge, n)
-	}
-	for i := range g.Edges {
-		e := causal.Edge{From: d.str("edge from"), To: d.str("edge to"), Type: d.str("edge type")}
-		v, n := binary.Varint(d.b)
-		if n <= 0 {
+	var e rawEdge
+	for range d.count("edge count", 15) {
+		e.from, e.to, e.typ = d.bytes("edge from"), d.bytes("edge to"), d.bytes("edge type")
+		if x, n := binary.Varint(d.b); n <= 0 {
 			d.fail("explained_ns")
 		} else {
-			e.ExplainedNs, d.b = v, d.b[n:]
+			e.explained, d.b = x, d.b[n:]
 		}
-		e.Rule = d.str("rule")
+		e.rule = d.bytes("rule")
 		if len(d.b) < 8 {
 			d.fail("confidence")
 		} else {
-			e.Confidence, d.b = math.Float64frombits(binary.LittleEndian.Uint64(d.b)), d.b[8:]
+			e.confidence, d.b = math.Float64frombits(binary.LittleEndian.Uint64(d.b)), d.b[8:]
 		}
-		e.Join = d.str("join")
-		if ne := d.count("evidence count", 1); ne > 0 {
-			e.Evidence = make([]uint64, ne)
-			for j := range e.Evidence {
-				e.Evidence[j] = d.uvarint("evidence")
-			}
+		e.join = d.bytes("join")
+		e.evidence = e.evidence[:0]
+		for range d.count("evidence count", 1) {
+			e.evidence = append(e.evidence, d.uvarint("evidence"))
 		}
-		g.Edges[i] = e
+		if d.err != nil {
+			return d.err
+		}
+		if v != nil {
+			v.edge(&e)
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d bytes left over after the record", len(d.b))
 	}
-	if d.err != nil {
-		return causal.Graph{}, d.err
+	return d.err
+}
+
+// decodePayload returns a record as a graph (tests and fuzzing; replay walks instead).
+func decodePayload(b []byte) (causal.Graph, error) {
+	var c collector
+	if err := walkPayload(b, &c); err != nil {
+		return causal.Graph{}, err
 	}
-	return g, nil
+	return c.g, nil
+}
+
+type collector struct{ g causal.Graph }
+
+func (c *collector) node(id, label []byte, props [][]byte) {
+	n := causal.Node{ID: string(id), Label: string(label)}
+	for i := 0; i < len(props); i += 2 {
+		if n.Props == nil {
+			n.Props = make(map[string]string, len(props)/2)
+		}
+		n.Props[string(props[i])] = string(props[i+1])
+	}
+	c.g.Nodes = append(c.g.Nodes, n)
+}
+
+func (c *collector) edge(e *rawEdge) {
+	c.g.Edges = append(c.g.Edges, causal.Edge{
+		From: string(e.from), To: string(e.to), Type: string(e.typ), ExplainedNs: e.explained,
+		Rule: string(e.rule), Confidence: e.confidence, Join: string(e.join), Evidence: slices.Clone(e.evidence),
+	})
 }
 
 // errNotALog says the file does not start with the magic: it is not ours, or not this
 // version's, and is left untouched.
 var errNotALog = errors.New("not a kprobe graph log")
 
-// replay reads f's records from the start and hands each to apply. It returns where the
+// replay reads f's records from the start and hands each, checked, to v. It returns where the
 // last good record ends; damage after it (a record cut short by a crash, or bytes that
 // changed on disk) is returned as the error beside that offset, with nothing of the
 // damaged record applied.
-func replay(f *os.File, apply func(causal.Graph)) (good int64, damage error) {
+func replay(f *os.File, v visitor) (good int64, damage error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, err
 	}
@@ -215,11 +259,10 @@ func replay(f *os.File, apply func(causal.Graph)) (good int64, damage error) {
 		if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(head[4:]) {
 			return good, fmt.Errorf("record of %d bytes fails its checksum", n)
 		}
-		g, err := decodePayload(payload)
-		if err != nil {
+		if err := walkPayload(payload, nil); err != nil {
 			return good, fmt.Errorf("record of %d bytes: %w", n, err)
 		}
-		apply(g)
+		walkPayload(payload, v)
 		good += headerSize + int64(n)
 	}
 }

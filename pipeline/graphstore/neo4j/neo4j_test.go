@@ -2,13 +2,15 @@ package neo4j
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	driver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
-
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/graphstore/storetest"
 )
 
@@ -43,16 +45,39 @@ func deletePrefix(t testing.TB, opts Options, prefix string) {
 		return
 	}
 	defer s.Close()
-	ctx := context.Background()
-	sess := s.session(ctx, driver.AccessModeWrite)
-	defer sess.Close(ctx)
-	res, err := sess.Run(ctx, `MATCH (n:KprobeNode) WHERE n._id STARTS WITH $p
-CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 5000 ROWS`, map[string]any{"p": prefix})
-	if err == nil {
-		_, err = res.Consume(ctx)
+	if err := s.Delete(context.Background(), prefix); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
+}
+
+func TestDeleteRemovesOnlyThePrefix(t *testing.T) {
+	opts := testOptions(t)
+	ctx := context.Background()
+	s, err := Open(ctx, opts)
 	if err != nil {
-		t.Errorf("cleanup of %s: %v", prefix, err)
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := fmt.Sprintf("kprobe-test-delete-%d/", time.Now().UnixNano())
+	t.Cleanup(func() { deletePrefix(t, opts, p) })
+	g := causal.Graph{
+		Nodes: []causal.Node{{ID: p + "a/1", Label: causal.LabelSpan}, {ID: p + "b/1", Label: causal.LabelSpan}},
+		Edges: []causal.Edge{{From: p + "a/1", To: p + "b/1", Type: "CHILD_OF"}},
+	}
+	if err := s.Write(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, p+"a/"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Subgraph(ctx, p+"a/1", 1); !errors.Is(err, causal.ErrNotFound) {
+		t.Errorf("deleted node still there: %v", err)
+	}
+	if got, err := s.Subgraph(ctx, p+"b/1", 1); err != nil || len(got.Nodes) != 1 || len(got.Edges) != 0 {
+		t.Errorf("the other node: %v, %v (want it alone, its edge gone with a/1)", got, err)
+	}
+	if err := s.Delete(ctx, ""); err == nil {
+		t.Errorf("Delete with an empty prefix succeeded")
 	}
 }
 

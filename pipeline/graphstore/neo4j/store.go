@@ -33,10 +33,13 @@ type Options struct {
 	CAFile string
 	// Database defaults to the server's default database (Community has only one).
 	Database string
-	// BatchRows is the most nodes plus edges written in one transaction (default 10,000):
+	// BatchRows is the most nodes plus edges written in one transaction (default 5,000):
 	// larger writes are split, so a big write does not hold the server's heap.
 	BatchRows int
-	Logger    *slog.Logger
+	// Writers is how many of a large write's transactions are committed at once
+	// (default 2): one transaction keeps one server core busy.
+	Writers int
+	Logger  *slog.Logger
 }
 
 // Environment variables EnvOptions reads; the Makefile exports them for tests and
@@ -89,7 +92,10 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	if o.BatchRows <= 0 {
-		o.BatchRows = 10_000
+		o.BatchRows = 5_000
+	}
+	if o.Writers <= 0 {
+		o.Writers = 2
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -252,6 +258,26 @@ func (s *Store) warmUp(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Delete removes every node whose ID starts with idPrefix, with its edges, in
+// transactions of 10,000 nodes. Tests and benchmarks sharing one server clean up with it.
+func (s *Store) Delete(ctx context.Context, idPrefix string) error {
+	if idPrefix == "" {
+		return errors.New("neo4j: delete: empty ID prefix would delete the whole graph")
+	}
+	sess := s.session(ctx, driver.AccessModeWrite)
+	defer sess.Close(context.WithoutCancel(ctx))
+	// CALL { } IN TRANSACTIONS needs an auto-commit transaction: Run, not ExecuteWrite.
+	res, err := sess.Run(ctx, `MATCH (n:KprobeNode) WHERE n._id STARTS WITH $p
+CALL { WITH n DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS`, map[string]any{"p": idPrefix})
+	if err == nil {
+		_, err = res.Consume(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("neo4j: deleting %q...: %w", idPrefix, err)
 	}
 	return nil
 }

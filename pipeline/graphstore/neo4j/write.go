@@ -22,8 +22,8 @@ type statement struct {
 
 // Write merges g into the graph. Nodes and edges are MERGEd on their keys (node ID; edge
 // From, To, Type), so writing the same graph again changes nothing. A write of more than
-// BatchRows items commits in several transactions: if it fails half-way, writing it again
-// completes it.
+// BatchRows items commits in several transactions, up to Writers at once: nodes first,
+// then edges. If it fails half-way, writing it again completes it.
 func (s *Store) Write(ctx context.Context, g causal.Graph) error {
 	g, err := graphstore.Normalize(g)
 	if err != nil {
@@ -32,20 +32,65 @@ func (s *Store) Write(ctx context.Context, g causal.Graph) error {
 	if len(g.Nodes) == 0 && len(g.Edges) == 0 {
 		return nil
 	}
-	for _, tx := range batches(plan(g), s.opts.BatchRows) {
-		if err := s.commit(ctx, tx); err != nil {
+	nodes, edges := plan(g)
+	for _, phase := range [][]statement{nodes, edges} {
+		if err := s.commitAll(ctx, batches(phase, s.opts.BatchRows)); err != nil {
 			return fmt.Errorf("writing graph: %w", err)
 		}
 	}
 	return nil
 }
 
-// plan turns a normalised graph into statements: nodes by label, then the endpoints of
+// commitAll commits txs on up to Writers sessions at once. Within a phase they never
+// wait on each other for nodes (a normalised write names each node once); edges into a
+// shared node can deadlock, and the driver retries the loser.
+func (s *Store) commitAll(ctx context.Context, txs [][]statement) error {
+	if len(txs) == 1 || s.opts.Writers == 1 {
+		for _, tx := range txs {
+			if err := s.commit(ctx, tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	next := make(chan []statement)
+	errs := make(chan error, s.opts.Writers)
+	for range min(s.opts.Writers, len(txs)) {
+		go func() {
+			var err error
+			for tx := range next {
+				if err == nil {
+					if err = s.commit(ctx, tx); err != nil {
+						cancel()
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for _, tx := range txs {
+		select {
+		case next <- tx:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	var first error
+	for range min(s.opts.Writers, len(txs)) {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// plan turns a normalised graph into statements: nodes by label, and the endpoints of
 // edges that this write does not name as nodes (created bare, so that no edge is dropped
-// because its node comes in a later write), then edges by type. Grouping keeps the label
+// because its node comes in a later write); then edges by type. Grouping keeps the label
 // and type in the query text, where Neo4j needs them, and each text is planned once.
-func plan(g causal.Graph) []statement {
-	var out []statement
+func plan(g causal.Graph) (nodes, edges []statement) {
 	byLabel := map[string][]any{}
 	inBatch := make(map[string]bool, len(g.Nodes))
 	for _, n := range g.Nodes {
@@ -57,7 +102,7 @@ func plan(g causal.Graph) []statement {
 		byLabel[n.Label] = append(byLabel[n.Label], map[string]any{"id": n.ID, "props": props})
 	}
 	for _, label := range slices.Sorted(maps.Keys(byLabel)) {
-		out = append(out, statement{query: nodeQuery(label), params: map[string]any{"label": label}, rows: byLabel[label]})
+		nodes = append(nodes, statement{query: nodeQuery(label), params: map[string]any{"label": label}, rows: byLabel[label]})
 	}
 
 	var bare []any
@@ -69,15 +114,15 @@ func plan(g causal.Graph) []statement {
 				bare = append(bare, id)
 			}
 		}
-		byType[e.Type] = append(byType[e.Type], map[string]any{"from": e.From, "to": e.To, "p": edgeProps(e)})
+		byType[e.Type] = append(byType[e.Type], edgeRow(e))
 	}
 	if len(bare) > 0 {
-		out = append(out, statement{query: bareNodeQuery, rows: bare})
+		nodes = append(nodes, statement{query: bareNodeQuery, rows: bare})
 	}
 	for _, typ := range slices.Sorted(maps.Keys(byType)) {
-		out = append(out, statement{query: edgeQuery(typ), rows: byType[typ]})
+		edges = append(edges, statement{query: edgeQuery(typ), rows: byType[typ]})
 	}
-	return out
+	return nodes, edges
 }
 
 // nodeQuery MERGEs nodes of one label. A node written before under another label loses
@@ -92,22 +137,27 @@ SET n:` + label + `, n._label = $label, n += row.props`
 
 const bareNodeQuery = `UNWIND $rows AS id MERGE (:KprobeNode {_id: id})`
 
-// edgeQuery MERGEs edges of one type; SET r = replaces every property, as the contract
-// asks of a re-written edge. Endpoints exist: plan creates them first.
+// edgeQuery MERGEs edges of one type. Every property is set, evidence to null when
+// there is none, so a re-written edge is replaced; naming them (not SET r = map) spares
+// the plan an Eager step. Endpoints exist: plan creates them first.
 func edgeQuery(typ string) string {
 	return `UNWIND $rows AS row
 MATCH (a:KprobeNode {_id: row.from})
 MATCH (b:KprobeNode {_id: row.to})
 MERGE (a)-[r:` + typ + `]->(b)
-SET r = row.p`
+SET r.explained_ns = row.explained_ns, r.rule = row.rule, r.confidence = row.confidence,
+    r.join = row.join, r.evidence = row.evidence`
 }
 
-func edgeProps(e causal.Edge) map[string]any {
-	p := map[string]any{
+func edgeRow(e causal.Edge) map[string]any {
+	row := map[string]any{
+		"from":         e.From,
+		"to":           e.To,
 		"explained_ns": e.ExplainedNs,
 		"rule":         e.Rule,
 		"confidence":   e.Confidence,
 		"join":         e.Join,
+		"evidence":     nil,
 	}
 	if len(e.Evidence) > 0 {
 		// Bolt integers are signed: event IDs keep their bits and come back as uint64.
@@ -115,9 +165,9 @@ func edgeProps(e causal.Edge) map[string]any {
 		for i, id := range e.Evidence {
 			ev[i] = int64(id)
 		}
-		p["evidence"] = ev
+		row["evidence"] = ev
 	}
-	return p
+	return row
 }
 
 // batches cuts statements into transactions of at most max rows each, splitting a

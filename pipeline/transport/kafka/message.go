@@ -45,6 +45,11 @@ func isConnectError(err error) bool {
 // protocol errors say so themselves; anything else (a message too large, an invalid topic,
 // an authorization failure) will fail the same way every time.
 func retryable(err error) bool {
+	// A refused login is fixed on the broker's side (a user created, a password reset):
+	// keep what was recorded and try again.
+	if errors.Is(err, kafkago.SASLAuthenticationFailed) {
+		return true
+	}
 	var kerr kafkago.Error
 	if errors.As(err, &kerr) {
 		return kerr.Temporary()

@@ -32,6 +32,8 @@ const (
 type ProducerOptions struct {
 	Logger  *slog.Logger
 	Brokers []string
+	// Security is TLS and SASL for a secured cluster (zero: plaintext).
+	Security Security
 	// BufferMessages bounds the messages held in memory, queued or being written. When it is
 	// full, Publish drops and counts.
 	BufferMessages int
@@ -93,12 +95,12 @@ func NewProducer(opts ProducerOptions) (*Producer, error) {
 	}
 	log := orDiscard(opts.Logger).With("component", "kafka-producer")
 
-	transport := &kafkago.Transport{
-		Dial:        opts.dial,
-		DialTimeout: 5 * time.Second,
-		ClientID:    "kprobe",
-		MetadataTTL: 10 * time.Second,
+	transport, err := opts.Security.transport(5 * time.Second)
+	if err != nil {
+		return nil, err
 	}
+	transport.Dial = opts.dial
+	transport.MetadataTTL = 10 * time.Second
 	w := &kafkago.Writer{
 		Addr: kafkago.TCP(opts.Brokers...),
 		// Hash keeps every message of one key in one partition, so their order survives.

@@ -15,6 +15,12 @@ import (
 // and the cluster's default replication factor, and waits until each has a leader for every
 // partition. Existing topics are left as they are.
 func EnsureTopics(ctx context.Context, brokers []string, topics []string, partitions int) error {
+	return EnsureTopicsWith(ctx, brokers, Security{}, topics, partitions)
+}
+
+// EnsureTopicsWith is EnsureTopics on a secured cluster. A refused login or a failed TLS
+// handshake is an error wrapping ErrAuth: it says what to check, at once.
+func EnsureTopicsWith(ctx context.Context, brokers []string, sec Security, topics []string, partitions int) error {
 	if len(brokers) == 0 {
 		return errors.New("ensuring kafka topics: no brokers given")
 	}
@@ -34,12 +40,15 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []string, partit
 	if err := reachable(ctx, brokers); err != nil {
 		return fmt.Errorf("ensuring kafka topics: %w", err)
 	}
-	client := &kafkago.Client{
-		Addr:      kafkago.TCP(brokers...),
-		Timeout:   ioTimeout,
-		Transport: &kafkago.Transport{DialTimeout: 5 * time.Second, ClientID: "kprobe"},
+	if err := sec.login(ctx, brokers); err != nil {
+		return fmt.Errorf("ensuring kafka topics: %w", err)
 	}
-	defer client.Transport.(*kafkago.Transport).CloseIdleConnections()
+	transport, err := sec.transport(5 * time.Second)
+	if err != nil {
+		return err
+	}
+	client := &kafkago.Client{Addr: kafkago.TCP(brokers...), Timeout: ioTimeout, Transport: transport}
+	defer transport.CloseIdleConnections()
 
 	req := &kafkago.CreateTopicsRequest{}
 	for _, t := range topics {
@@ -51,7 +60,7 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []string, partit
 	}
 	res, err := client.CreateTopics(ctx, req)
 	if err != nil {
-		return fmt.Errorf("creating kafka topics: %w", connError(brokers, err))
+		return fmt.Errorf("creating kafka topics: %w", authError(sec.Username, connError(brokers, err)))
 	}
 	for t, err := range res.Errors {
 		if err != nil && !errors.Is(err, kafkago.TopicAlreadyExists) {

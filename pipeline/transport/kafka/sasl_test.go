@@ -1,0 +1,186 @@
+package kafka
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// saslKafka is the SASL broker of scripts/kafka/kafka.sh (KPROBE_KAFKA_SASL=1): SCRAM-SHA-512
+// and PLAIN without TLS on Plain, with TLS on TLS (verified with the CA in CAFile).
+type saslKafka struct {
+	Plain, TLS     []string
+	User, Password string
+	CAFile         string
+}
+
+// saslBroker starts (or finds) the SASL broker and returns it with the client user's
+// credentials, which the script generated and keeps beside the broker's state.
+func saslBroker(tb testing.TB) saslKafka {
+	tb.Helper()
+	testBrokers(tb) // the same conditions as the plaintext broker's tests
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "../../../scripts/kafka/kafka.sh", "start")
+	cmd.Env = append(os.Environ(), "KPROBE_KAFKA_SASL=1", "KPROBE_KAFKA_HEAP=256m")
+	out, err := cmd.Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			tb.Fatalf("starting the SASL broker: %v\n%s", err, ee.Stderr)
+		}
+		tb.Fatalf("starting the SASL broker: %v", err)
+	}
+	state := os.Getenv("KPROBE_STATE")
+	if state == "" {
+		state = "/tmp/kprobe-services"
+	}
+	pw, err := os.ReadFile(filepath.Join(state, "kafka-sasl", "sasl.password"))
+	if err != nil {
+		tb.Fatalf("the SASL broker's password: %v", err)
+	}
+	addr := strings.TrimSpace(string(out))
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		tb.Fatalf("the SASL broker's address %q: %v", addr, err)
+	}
+	p, _ := strconv.Atoi(port)
+	return saslKafka{Plain: []string{addr}, TLS: []string{net.JoinHostPort(host, strconv.Itoa(p+2))},
+		User: "kprobe", Password: strings.TrimSpace(string(pw)),
+		CAFile: filepath.Join(state, "kafka-sasl", "tls", "ca.pem")}
+}
+
+// TestSASLRoundTrip: a producer and a consumer group through the SASL listener, with each
+// mechanism the broker offers.
+func TestSASLRoundTrip(t *testing.T) {
+	k := saslBroker(t)
+	tlsCfg, err := TLSFiles(k.CAFile, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		brokers []string
+		sec     Security
+	}{
+		{"SCRAM-SHA-512", k.Plain, Security{SASL: SASLScramSHA512, Username: k.User, Password: k.Password}},
+		{"PLAIN", k.Plain, Security{SASL: SASLPlain, Username: k.User, Password: k.Password}},
+		{"TLS+SCRAM-SHA-512", k.TLS, Security{TLS: tlsCfg, SASL: SASLScramSHA512, Username: k.User, Password: k.Password}},
+		{"TLS+PLAIN", k.TLS, Security{TLS: tlsCfg, SASL: SASLPlain, Username: k.User, Password: k.Password}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sec, brokers, mech := tc.sec, tc.brokers, strings.ReplaceAll(tc.name, "+", "-")
+			topic := fmt.Sprintf("test.sasl.%s.%d", strings.ToLower(mech), time.Now().UnixNano())
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			if err := EnsureTopicsWith(ctx, brokers, sec, []string{topic}, 2); err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewProducer(ProducerOptions{Logger: testLogger(t), Brokers: brokers, Security: sec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- p.Run(runCtx) }()
+			const n = 50
+			for i := range n {
+				if !p.Publish(Message{Topic: topic, Key: []byte{byte(i)}, Value: []byte(fmt.Sprint(i))}) {
+					t.Fatalf("publish %d refused", i)
+				}
+			}
+			waitFor(t, 30*time.Second, "messages written", func() bool { return p.Stats().Written == n })
+			if err := p.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			<-done
+
+			c, err := NewConsumer(ConsumerOptions{Logger: testLogger(t), Brokers: brokers, Security: sec,
+				GroupID: topic + ".group", Topics: []string{topic}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			seen := map[string]bool{}
+			for len(seen) < n {
+				m, err := c.Fetch(ctx)
+				if err != nil {
+					t.Fatalf("after %d messages: %v", len(seen), err)
+				}
+				seen[string(m.Value)] = true
+			}
+		})
+	}
+}
+
+// TestSASLWrongPassword: a refused login is one line naming the user and what to check,
+// and it wraps ErrAuth so the commands stop at once instead of buffering forever.
+func TestSASLWrongPassword(t *testing.T) {
+	k := saslBroker(t)
+	user, pw, brokers := k.User, k.Password, k.Plain
+	for _, mech := range []string{SASLScramSHA512, SASLPlain} {
+		t.Run(mech, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			sec := Security{SASL: mech, Username: user, Password: pw + "-wrong"}
+			err := EnsureTopicsWith(ctx, brokers, sec, []string{"test.sasl.never"}, 1)
+			if !errors.Is(err, ErrAuth) {
+				t.Fatalf("wrong password: %v, want ErrAuth", err)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, `"`+user+`"`) || !strings.Contains(msg, "--kafka-user") {
+				t.Errorf("error %q: want one line naming the user and the flags to check", msg)
+			}
+			if strings.Contains(msg, pw) {
+				t.Errorf("the error shows the password")
+			}
+		})
+	}
+}
+
+// TestTLSUnknownCA: a broker whose certificate the client cannot verify is refused, with
+// the flags to check.
+func TestTLSUnknownCA(t *testing.T) {
+	k := saslBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sec := Security{TLS: &tls.Config{MinVersion: tls.VersionTLS12}, SASL: SASLScramSHA512, Username: k.User, Password: k.Password}
+	err := EnsureTopicsWith(ctx, k.TLS, sec, []string{"test.sasl.never"}, 1)
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "--kafka-ca") {
+		t.Fatalf("unknown CA: %v, want ErrAuth naming --kafka-ca", err)
+	}
+	if _, err := TLSFiles(filepath.Join(t.TempDir(), "none.pem"), "", "", ""); err == nil {
+		t.Error("TLSFiles accepted a missing CA file")
+	}
+	if _, err := TLSFiles("", k.CAFile, "", ""); err == nil {
+		t.Error("TLSFiles accepted a certificate without its key")
+	}
+}
+
+func TestSecurityChecks(t *testing.T) {
+	for name, s := range map[string]Security{
+		"unknown mechanism":      {SASL: "GSSAPI", Username: "u"},
+		"scram without user":     {SASL: SASLScramSHA512},
+		"plain without user":     {SASL: SASLPlain, Password: "p"},
+		"user without mechanism": {Username: "u", Password: "p"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := NewProducer(ProducerOptions{Brokers: []string{"x:1"}, Security: s}); err == nil {
+				t.Error("producer accepted it")
+			}
+			if _, err := NewConsumer(ConsumerOptions{Brokers: []string{"x:1"}, GroupID: "g", Topics: []string{"t"}, Security: s}); err == nil {
+				t.Error("consumer accepted it")
+			}
+		})
+	}
+}
