@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpcreflect"
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
@@ -43,6 +44,9 @@ type Options struct {
 	CertFile, KeyFile string
 	// Timeout bounds each unary call (default 30s; streams are bounded by their ctx only).
 	Timeout time.Duration
+	// Compress asks for gzip-compressed answers: worth it over a network, wasted CPU on a
+	// unix socket (default: on for host:port, off for unix:).
+	Compress *bool
 }
 
 // Client is an investigate.Service over the API. It is safe for concurrent use.
@@ -50,6 +54,7 @@ type Client struct {
 	addr    string
 	rpc     kprobev1connect.InvestigationServiceClient
 	health  *connect.Client[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse]
+	reflect *grpcreflect.Client
 	hc      *http.Client
 	timeout time.Duration
 }
@@ -119,10 +124,15 @@ func New(opts Options) (*Client, error) {
 		rt = bearer{token: opts.Token, next: tr}
 	}
 	hc := &http.Client{Transport: rt}
+	copts := []connect.ClientOption{connect.WithGRPC()}
+	if compress := !strings.HasPrefix(opts.Addr, "unix:"); opts.Compress != nil && !*opts.Compress || opts.Compress == nil && !compress {
+		copts = append(copts, connect.WithAcceptCompression("gzip", nil, nil))
+	}
 	return &Client{
 		addr:    opts.Addr,
-		rpc:     kprobev1connect.NewInvestigationServiceClient(hc, baseURL, connect.WithGRPC()),
+		rpc:     kprobev1connect.NewInvestigationServiceClient(hc, baseURL, copts...),
 		health:  connect.NewClient[healthv1.HealthCheckRequest, healthv1.HealthCheckResponse](hc, baseURL+"/grpc.health.v1.Health/Check", connect.WithGRPC()),
+		reflect: grpcreflect.NewClient(hc, baseURL, connect.WithGRPC()),
 		hc:      hc,
 		timeout: opts.Timeout,
 	}, nil
@@ -166,7 +176,9 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
-// Ping asks the server's health check; it answers whether the API is reachable and serving.
+// Ping answers whether the API is reachable, serving, and takes our credentials: the
+// health check needs none (load balancers probe it), so Ping also lists the services
+// through reflection, which does.
 func (c *Client) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -176,6 +188,12 @@ func (c *Client) Ping(ctx context.Context) error {
 	}
 	if st := res.Msg.GetStatus(); st != healthv1.HealthCheckResponse_SERVING {
 		return fmt.Errorf("api %s: not serving (%v)", c.addr, st)
+	}
+	rs := c.reflect.NewStream(ctx)
+	_, err = rs.ListServices()
+	rs.Close()
+	if err != nil {
+		return c.wrap("api", err)
 	}
 	return nil
 }

@@ -13,8 +13,12 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kprobe/kprobe/api/client"
+	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
 	"github.com/kprobe/kprobe/api/server"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
@@ -95,9 +99,20 @@ func TestBearerTokens(t *testing.T) {
 			}
 		})
 	}
-	// Load balancers probe health without credentials.
-	if err := dial(t, client.Options{Addr: ln.Addr()}).Ping(ctx); err != nil {
-		t.Errorf("health without a token: %v", err)
+	// Load balancers probe health without credentials (grpc-go's own health client here);
+	// Ping also proves the credentials, so without a token it fails.
+	conn, err := grpc.NewClient(ln.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	hres, err := healthv1.NewHealthClient(conn).Check(ctx, &healthv1.HealthCheckRequest{Service: kprobev1connect.InvestigationServiceName})
+	if err != nil || hres.GetStatus() != healthv1.HealthCheckResponse_SERVING {
+		t.Errorf("health without a token: %v %v", hres, err)
+	}
+	wantCode(t, "ping without a token", dial(t, client.Options{Addr: ln.Addr()}).Ping(ctx), connect.CodeUnauthenticated)
+	if err := dial(t, client.Options{Addr: ln.Addr(), Token: tokenA}).Ping(ctx); err != nil {
+		t.Errorf("ping with a token: %v", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/span"
 	"github.com/kprobe/kprobe/pipeline/transport/kafka"
 )
 
@@ -21,6 +22,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var brokers, group, spansTopic, clickhouse, data, node, logLevel string
 	var of otlpFlags
+	var cf causalFlags
 	var lateness time.Duration
 	var prefix string
 	var retention int
@@ -30,11 +32,14 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&clickhouse, "clickhouse", env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
 	fs.StringVar(&data, "data", env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
 	of.register(fs)
+	cf.register(fs)
 	fs.StringVar(&node, "node", env("NODE", ""), "this node's name, given to spans sent from this node without host.name (default: host name)")
 	fs.StringVar(&prefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of every Kafka topic name (as given to record)")
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	var kafkaSec kafkaSecFlags
+	kafkaSec.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -70,22 +75,36 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		topics = append(topics, spansTopic)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafka.EnsureTopics(tctx, bl, append(topics, prefixed(prefix, event.TopicEnriched, event.TopicDeadLetter)...), 4)
+	sec, err := kafkaSec.security()
+	if err != nil {
+		cancel()
+		return err
+	}
+	err = kafka.EnsureTopicsWith(tctx, bl, sec, append(topics, prefixed(prefix, event.TopicEnriched, event.TopicDeadLetter)...), 4)
 	cancel()
 	if err != nil {
 		return err
 	}
-	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Logger: log, Brokers: bl, GroupID: group, Topics: topics})
+	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Logger: log, Brokers: bl, Security: sec, GroupID: group, Topics: topics})
 	if err != nil {
 		return err
 	}
 	defer cons.Close()
-	prod, stopProd, err := startProducer(ctx, log, bl, nil)
+	prod, stopProd, err := startProducer(ctx, log, bl, sec, nil)
 	if err != nil {
 		return err
 	}
-	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: store, Out: prod,
-		SpansTopic: spansTopic, TopicPrefix: prefix, Correlate: correlate.Options{Lateness: lateness}})
+	mapping, err := cf.mapping()
+	if err != nil {
+		return err
+	}
+	causalRun, err := startCausal(ctx, log, cf, mapping, data, lateness)
+	if err != nil {
+		return err
+	}
+	defer causalRun.stop(nil)
+	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: causalRun.wrap(store), Out: prod,
+		SpansTopic: spansTopic, TopicPrefix: prefix, Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
 		return err
 	}
@@ -93,6 +112,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
 	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
 	if err != nil {
 		return err
@@ -105,7 +125,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		es.Messages, es.Events, es.Spans, es.Written, es.DeadLettered, es.Commits,
 		es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
 	printJoins(stderr, es.Correlator, lateness)
-	stopErr := stopProd(stderr)
+	stopErr := errors.Join(stopProd(stderr), causalRun.stop(stderr))
 	if runErr != nil {
 		return runErr
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/bus"
@@ -13,6 +14,7 @@ import (
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/recorder"
+	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // runStandalone is the embedded default: record + engine in one process, an in-process
@@ -22,10 +24,12 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	var data string
 	var of otlpFlags
+	var cf causalFlags
 	var lateness time.Duration
 	var retention int
 	fs.StringVar(&data, "data", env("DATA", ""), "directory of the embedded stores (required)")
 	of.register(fs)
+	cf.register(fs)
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.Usage = func() {
@@ -43,7 +47,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
 	}
 	var kafkaFlag bool
-	fs.Visit(func(f *flag.Flag) { kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" })
+	fs.Visit(func(f *flag.Flag) {
+		kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" || strings.HasPrefix(f.Name, "kafka-")
+	})
 	if kafkaFlag {
 		return fmt.Errorf("standalone runs on the in-process bus: for Kafka run 'kprobe-agent record --kafka' and 'kprobe-agent engine'")
 	}
@@ -65,9 +71,18 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer store.Close()
 
+	mapping, err := cf.mapping()
+	if err != nil {
+		return err
+	}
+	causalRun, err := startCausal(ctx, log, cf, mapping, data, lateness)
+	if err != nil {
+		return err
+	}
+	defer causalRun.stop(nil)
 	mem := bus.NewMemory(1 << 14)
-	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: store,
-		Correlate: correlate.Options{Lateness: lateness}})
+	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: causalRun.wrap(store),
+		Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
 		return err
 	}
@@ -75,6 +90,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
 	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
 	if err != nil {
 		return err
@@ -107,6 +123,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	mem.Close()
 	engErr := <-engDone
+	causalErr := causalRun.stop(stderr)
 
 	s := rec.Summary()
 	printSummary(stderr, s)
@@ -125,6 +142,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if engErr != nil {
 		return engErr
+	}
+	if causalErr != nil {
+		return causalErr
 	}
 	return <-childErr
 }

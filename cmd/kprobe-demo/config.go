@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,9 +17,10 @@ const (
 	incidentCPUHog         = "cpu-hog"
 	incidentMemoryPressure = "memory-pressure"
 	incidentSlowPeer       = "slow-peer"
+	incidentLock           = "lock-contention"
 )
 
-var incidents = []string{incidentNone, incidentSlowStorage, incidentCPUHog, incidentMemoryPressure, incidentSlowPeer}
+var incidents = []string{incidentNone, incidentSlowStorage, incidentCPUHog, incidentMemoryPressure, incidentSlowPeer, incidentLock}
 
 type config struct {
 	otlp               string // OTLP gRPC endpoint, "" for no export
@@ -31,6 +33,7 @@ type config struct {
 	incidentDuration   time.Duration
 	firstSettlement    int
 	firstPayment       int
+	windowSettlements  int // settlements per clearing window
 	startSignal        bool
 }
 
@@ -47,11 +50,12 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.settlements, "settlements", 5, "settlements to process before exiting")
 	fs.IntVar(&c.payments, "payments-per-settlement", 4, "payments in each settlement")
 	fs.Float64Var(&c.rate, "rate", 0, "settlements per second (0: as fast as possible)")
-	fs.StringVar(&c.incident, "incident", incidentNone, "incident to inject: none, slow-storage, cpu-hog, memory-pressure, slow-peer")
+	fs.StringVar(&c.incident, "incident", incidentNone, "incident to inject: "+strings.Join(incidents, ", "))
 	fs.IntVar(&c.incidentSettlement, "incident-settlement", 4821, "the settlement the incident hits")
-	fs.DurationVar(&c.incidentDuration, "incident-duration", 250*time.Millisecond, "how long the incident lasts at least (cpu-hog: how long the normal work is stretched towards)")
+	fs.DurationVar(&c.incidentDuration, "incident-duration", 250*time.Millisecond, "how long the incident lasts at least")
 	fs.IntVar(&c.firstSettlement, "first-settlement", 4819, "ID of the first settlement")
 	fs.IntVar(&c.firstPayment, "first-payment", 98713, "number of the first payment (payments are PAY-<n>)")
+	fs.IntVar(&c.windowSettlements, "window-settlements", 8, "settlements per clearing window")
 	fs.BoolVar(&c.startSignal, "start-signal", false, `print "ready pid=N" and wait for a newline on stdin before working, so a recorder can attach first`)
 	if err := fs.Parse(args); err != nil {
 		return config{}, fmt.Errorf("parsing flags: %w", err)
@@ -79,6 +83,9 @@ func (c config) validate() error {
 	if c.incident != incidentNone && (c.incidentSettlement < c.firstSettlement || c.incidentSettlement >= c.firstSettlement+c.settlements) {
 		errs = append(errs, fmt.Errorf("--incident-settlement %d is not among settlements %d..%d",
 			c.incidentSettlement, c.firstSettlement, c.firstSettlement+c.settlements-1))
+	}
+	if c.windowSettlements < 1 {
+		errs = append(errs, errors.New("--window-settlements must be at least 1"))
 	}
 	if c.incidentDuration <= 0 {
 		errs = append(errs, errors.New("--incident-duration must be positive"))

@@ -1,78 +1,132 @@
 package main
 
 import (
+	"context"
+	"crypto/sha256"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// hogThreads compete with the worker on its CPU: the worker gets a fifth of it.
-const hogThreads = 4
-
-// pinToOneCPU pins the calling (locked) thread to the last CPU it may run on.
-func pinToOneCPU() (int, error) {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		return -1, fmt.Errorf("reading cpu affinity: %w", err)
-	}
-	cpu := -1
-	for i := range 1024 {
-		if set.IsSet(i) {
-			cpu = i
-		}
-	}
-	if cpu < 0 {
-		return -1, fmt.Errorf("no cpu in the affinity set")
-	}
+func pinTo(cpu int) error {
 	var one unix.CPUSet
 	one.Set(cpu)
 	if err := unix.SchedSetaffinity(0, &one); err != nil {
-		return -1, fmt.Errorf("pinning the worker to cpu %d: %w", cpu, err)
+		return fmt.Errorf("pinning to cpu %d: %w", cpu, err)
 	}
-	return cpu, nil
+	return nil
 }
 
-// startHogs starts n busy threads pinned to cpu; stop ends them and waits.
-func startHogs(cpu, n int) (stop func(), err error) {
-	var quit atomic.Bool
-	var wg sync.WaitGroup
-	errc := make(chan error, n)
-	ready := make(chan struct{}, n)
-	for range n {
-		wg.Go(func() {
-			// Never unlocked: the thread exits with the goroutine, pinning and all.
-			runtime.LockOSThread()
-			var one unix.CPUSet
-			one.Set(cpu)
-			if err := unix.SchedSetaffinity(0, &one); err != nil {
-				errc <- fmt.Errorf("pinning a cpu hog to cpu %d: %w", cpu, err)
-				return
-			}
-			ready <- struct{}{}
-			x := uint64(1)
-			for !quit.Load() {
-				for range 1000 {
-					x = x*6364136223846793005 + 1442695040888963407
-				}
-			}
-			_ = x
-		})
+// hogNiceGap: the hog runs this many nice levels above the service (a batch job started
+// with the wrong priority), so the kernel preempts the service for it.
+const hogNiceGap = 10
+
+// serveHog: cpu-hog --cpu N. Pins itself to the CPU and raises its priority above the
+// demo's, prints "ready cpu=N nice=M", then for each "spin D" line burns the CPU for D
+// and prints "done".
+func serveHog(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet(roleHog, flag.ContinueOnError)
+	cpu := fs.Int("cpu", 0, "the CPU to burn")
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	for range n {
+	// Nice is per thread on Linux: the spinning thread is the one to raise.
+	runtime.LockOSThread()
+	if err := pinTo(*cpu); err != nil {
+		return err
+	}
+	raw, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return fmt.Errorf("reading priority: %w", err)
+	}
+	nice := max(20-raw-hogNiceGap, -20) // the raw syscall value is 20-nice
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, nice); err != nil {
+		fmt.Fprintf(os.Stderr, "cpu-hog: cannot raise priority to nice %d (%v): running at the demo's priority\n", nice, err)
+		nice = 20 - raw
+	}
+	fmt.Fprintf(stdout, "ready cpu=%d nice=%d\n", *cpu, nice)
+	lines := make(chan string)
+	ctx = waitStdin(ctx, stdin, lines)
+	for {
 		select {
-		case <-ready:
-		case err := <-errc:
-			quit.Store(true)
-			wg.Wait()
-			return nil, err
+		case <-ctx.Done():
+			return nil
+		case l := <-lines:
+			d, err := time.ParseDuration(strings.TrimPrefix(l, "spin "))
+			if err != nil {
+				return fmt.Errorf("cpu-hog: bad command %q", l)
+			}
+			burn(d)
+			fmt.Fprintln(stdout, "done")
 		}
 	}
-	return func() { quit.Store(true); wg.Wait() }, nil
+}
+
+// burn keeps the CPU busy for d.
+func burn(d time.Duration) {
+	end := time.Now().Add(d)
+	x := uint64(1)
+	for time.Now().Before(end) {
+		for range 10000 {
+			x = x*6364136223846793005 + 1442695040888963407
+		}
+	}
+	_ = x
+}
+
+// serveLocker: ledger-recon --lock PATH, the ledger's reconciler. Prints "ready"; for each
+// "hold D" it takes the ledger lock (flock), prints "held", reconciles (CPU work) for D
+// while holding it, lets it go and prints "released".
+func serveLocker(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet(roleLocker, flag.ContinueOnError)
+	path := fs.String("lock", "", "the ledger's lock file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening the ledger lock: %w", err)
+	}
+	defer f.Close()
+	fmt.Fprintln(stdout, "ready")
+	lines := make(chan string)
+	ctx = waitStdin(ctx, stdin, lines)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-lines:
+			d, err := time.ParseDuration(strings.TrimPrefix(l, "hold "))
+			if err != nil {
+				return fmt.Errorf("ledger-recon: bad command %q", l)
+			}
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				return fmt.Errorf("locking the ledger: %w", err)
+			}
+			fmt.Fprintln(stdout, "held")
+			reconcile(d)
+			if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+				return fmt.Errorf("unlocking the ledger: %w", err)
+			}
+			fmt.Fprintln(stdout, "released")
+		}
+	}
+}
+
+// reconcile checksums in a loop for d: a reconciliation run holding the ledger.
+func reconcile(d time.Duration) {
+	buf := make([]byte, 64<<10)
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		sum := sha256.Sum256(buf)
+		copy(buf, sum[:])
+	}
 }
 
 // touchFreshPages maps anonymous memory and writes one byte per page, in 32 MiB arenas

@@ -21,6 +21,9 @@ func main() {
 
 // run takes stdin besides the usual arguments for --start-signal.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if isRole, err := runRole(ctx, os.Getenv(roleEnv), args, stdin, stdout); isRole {
+		return err
+	}
 	cfg, err := parseConfig(args, os.Getenv)
 	if err != nil {
 		return err

@@ -17,6 +17,19 @@ import (
 	"github.com/kprobe/kprobe/pipeline/span"
 )
 
+// TestMain lets the test binary be the demo's helper processes too (they re-execute the
+// running program in a role).
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		if _, err := runRole(context.Background(), role, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 // collector is an OTLP receiver on a loopback port that keeps what it is sent.
 type collector struct {
 	addr  string
@@ -96,7 +109,7 @@ func TestSpans(t *testing.T) {
 
 	var gotPayments []string
 	children := map[string]int{}
-	for _, name := range []string{"payment.validate", "ledger.write", "clearing.confirm"} {
+	for _, name := range []string{"payment.validate", "orderbook.match", "ledger.write", "clearing.confirm"} {
 		for _, ch := range c.named(name) {
 			if ch.TID != s.TID || ch.PID != s.PID {
 				t.Errorf("%s on pid %d tid %d, want the worker's %d/%d", name, ch.PID, ch.TID, s.PID, s.TID)
@@ -116,31 +129,49 @@ func TestSpans(t *testing.T) {
 	if diff := cmp.Diff([]string{"PAY-98721", "PAY-98722", "PAY-98723", "PAY-98724"}, gotPayments); diff != "" {
 		t.Errorf("payment ids (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(map[string]int{"payment.validate": 2, "ledger.write": 1, "clearing.confirm": 1}, children); diff != "" {
+	if diff := cmp.Diff(map[string]int{"payment.validate": 2, "orderbook.match": 1, "ledger.write": 1, "clearing.confirm": 1}, children); diff != "" {
 		t.Errorf("children of settlement 4821 (-want +got):\n%s", diff)
+	}
+	// Both settlements fall in one clearing window, the parent of each.
+	windows := c.named("clearing.window")
+	if len(windows) != 1 || windows[0].Attrs["clearing.window"] != "CW-4821" {
+		t.Fatalf("clearing windows %+v, want one CW-4821", windows)
+	}
+	for _, s := range settlements {
+		if s.ParentID != windows[0].SpanID || s.TraceID != windows[0].TraceID {
+			t.Errorf("settlement %s not in the clearing window", s.Attrs["settlement.id"])
+		}
+	}
+	for _, o := range c.named("orderbook.match") {
+		if !strings.HasPrefix(o.Attrs["order.id"], "ORD-482") {
+			t.Errorf("order book op with order.id %q", o.Attrs["order.id"])
+		}
 	}
 }
 
-func TestIncidentSettlementIsSlowest(t *testing.T) {
-	for _, incident := range []string{incidentSlowStorage, incidentCPUHog, incidentMemoryPressure, incidentSlowPeer} {
+// TestIncidentLastsItsTime: each incident holds its settlement up for at least about the
+// incident's duration (what the incident is, kprobe's accuracy tests judge; a bound on the
+// others would test the machine's speed).
+func TestIncidentLastsItsTime(t *testing.T) {
+	const d = 150 * time.Millisecond
+	for _, incident := range incidents[1:] {
 		t.Run(incident, func(t *testing.T) {
 			c := startCollector(t)
-			runDemo(t, "--otlp", c.addr, "--settlements", "4", "--payments-per-settlement", "3",
+			out := runDemo(t, "--otlp", c.addr, "--settlements", "4", "--payments-per-settlement", "3",
 				"--first-settlement", "4819", "--incident", incident, "--incident-settlement", "4821",
-				"--incident-duration", "150ms")
-			durations := map[string]int64{}
+				"--incident-duration", d.String())
+			durations := map[string]time.Duration{}
 			for _, s := range c.named("settlement.process") {
-				durations[s.Attrs["settlement.id"]] = s.EndNs - s.StartNs
+				durations[s.Attrs["settlement.id"]] = time.Duration(s.EndNs - s.StartNs)
 			}
 			if len(durations) != 4 {
 				t.Fatalf("got settlements %v, want 4", durations)
 			}
-			slowest := durations["4821"]
-			for id, d := range durations {
-				if id != "4821" && 3*d > slowest {
-					t.Errorf("settlement %s took %v, incident settlement 4821 %v: want the incident at least 3x slower than any other",
-						id, time.Duration(d), time.Duration(slowest))
-				}
+			if durations["4821"] < d*9/10 {
+				t.Errorf("settlement 4821 took %v with a %v %s incident", durations["4821"], d, incident)
+			}
+			if n := strings.Count(out, " incident="+incident); n != 1 || !strings.Contains(out, "settlement=4821 ") {
+				t.Errorf("the summary names the incident %d times, want once, on 4821:\n%s", n, out)
 			}
 		})
 	}

@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // serve runs the demo: the clearing peer, then the settlements on one worker thread.
@@ -41,15 +44,15 @@ func serve(ctx context.Context, cfg config, stdin io.Reader, stdout io.Writer) (
 	}
 	defer st.close()
 
-	slowID := 0
-	if cfg.incident == incidentSlowPeer {
-		slowID = cfg.incidentSettlement
-	}
-	p, err := startPeer(ctx, slowID, cfg.incidentDuration)
+	hs, err := newHelpers()
 	if err != nil {
 		return err
 	}
-	defer p.close()
+	defer hs.stop()
+	env, err := startHelpers(ctx, cfg, hs, st.path)
+	if err != nil {
+		return err
+	}
 
 	if cfg.startSignal {
 		if err := waitStart(ctx, stdin, stdout); err != nil {
@@ -63,7 +66,7 @@ func serve(ctx context.Context, cfg config, stdin io.Reader, stdout io.Writer) (
 		// the recorder's events on that thread join them. The thread is not unlocked: it
 		// exits with the goroutine, taking any CPU pinning with it.
 		runtime.LockOSThread()
-		w, err := newWorker(ctx, cfg, tracer, st, p.addr(), stdout)
+		w, err := newWorker(ctx, cfg, tracer, st, env, stdout)
 		if err != nil {
 			done <- err
 			return
@@ -93,4 +96,58 @@ func waitStart(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// env is what the worker talks to besides its ledger.
+type env struct {
+	gateway string  // the clearing gateway's address
+	cpu     int     // the CPU the worker pins itself to (cpu-hog), -1 otherwise
+	hog     *helper // cpu-hog
+	locker  *helper // lock-contention
+}
+
+// startHelpers starts the bank, the gateway in front of it and what the incident needs.
+func startHelpers(ctx context.Context, cfg config, hs *helpers, ledger string) (env, error) {
+	e := env{cpu: -1}
+	bankArgs := []string{}
+	if cfg.incident == incidentSlowPeer {
+		bankArgs = append(bankArgs, "--slow-settlement", strconv.Itoa(cfg.incidentSettlement), "--delay", cfg.incidentDuration.String())
+	}
+	_, line, err := hs.start(ctx, roleBank, bankArgs...)
+	if err != nil {
+		return e, err
+	}
+	_, line, err = hs.start(ctx, roleGateway, "--upstream", field(line, "addr"))
+	if err != nil {
+		return e, err
+	}
+	e.gateway = field(line, "addr")
+	switch cfg.incident {
+	case incidentCPUHog:
+		if e.cpu, err = lastCPU(); err != nil {
+			return e, err
+		}
+		if e.hog, _, err = hs.start(ctx, roleHog, "--cpu", strconv.Itoa(e.cpu)); err != nil {
+			return e, err
+		}
+	case incidentLock:
+		if e.locker, _, err = hs.start(ctx, roleLocker, "--lock", lockPath(ledger)); err != nil {
+			return e, err
+		}
+	}
+	return e, nil
+}
+
+// lastCPU is the last CPU this process may run on.
+func lastCPU() (int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return -1, fmt.Errorf("reading cpu affinity: %w", err)
+	}
+	for i := 1023; i >= 0; i-- {
+		if set.IsSet(i) {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("no cpu in the affinity set")
 }

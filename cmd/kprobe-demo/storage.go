@@ -1,14 +1,19 @@
 package main
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// storage is the ledger file and, for the slow-storage incident, a journal beside it.
+// storage is the ledger file, its lock (shared with the reconciler) and, for the
+// slow-storage incident, a journal beside it.
 type storage struct {
 	ledger  *os.File
+	lock    *os.File
 	journal *os.File // opened on first use
 	path    string
 	block   []byte
@@ -24,7 +29,26 @@ func openStorage(path string) (*storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger: %w", err)
 	}
-	return &storage{ledger: f, path: path}, nil
+	l, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening the ledger lock: %w", err)
+	}
+	return &storage{ledger: f, lock: l, path: path}, nil
+}
+
+func lockPath(ledger string) string { return ledger + ".lock" }
+
+// withLock runs f holding the ledger lock (flock), which the reconciler takes too.
+func (s *storage) withLock(f func() error) error {
+	if err := unix.Flock(int(s.lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("locking the ledger: %w", err)
+	}
+	err := f()
+	if uerr := unix.Flock(int(s.lock.Fd()), unix.LOCK_UN); uerr != nil && err == nil {
+		err = fmt.Errorf("unlocking the ledger: %w", uerr)
+	}
+	return err
 }
 
 // append writes lines to the ledger and makes them durable.
@@ -46,12 +70,13 @@ func (s *storage) writeJournal(d time.Duration) (blocks int, err error) {
 			return 0, fmt.Errorf("opening ledger journal: %w", err)
 		}
 		s.block = make([]byte, journalBlock)
+		for i := range s.block {
+			s.block[i] = byte(i)
+		}
 	}
 	start := time.Now()
 	for blocks == 0 || time.Since(start) < d {
-		for i := range s.block {
-			s.block[i] = byte(blocks + i)
-		}
+		binary.LittleEndian.PutUint64(s.block, uint64(blocks)) // each block its number
 		off := int64(blocks*journalBlock) % journalSize
 		if _, err := s.journal.WriteAt(s.block, off); err != nil {
 			return blocks, fmt.Errorf("writing ledger journal: %w", err)
@@ -66,6 +91,8 @@ func (s *storage) writeJournal(d time.Duration) (blocks int, err error) {
 
 func (s *storage) close() {
 	s.ledger.Close()
+	s.lock.Close()
+	os.Remove(lockPath(s.path))
 	if s.journal != nil {
 		s.journal.Close()
 		os.Remove(s.path + ".journal")

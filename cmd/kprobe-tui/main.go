@@ -31,6 +31,7 @@ const usage = `usage: kprobe-tui [flags]            the investigation workstatio
 workstation: kprobe-tui --data DIR [--settlement ID] [--export-dir DIR] | --api HOST:PORT
 
 commands:
+  chain        the causal chain of a settlement (payment, trace ...): its causes, ranked
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
   report       print the markdown incident report of a settlement
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runImport(ctx, args[1:], stdout, stderr)
 	case "events":
 		return runEvents(ctx, args[1:], stdout, stderr)
+	case "chain":
+		return runChain(ctx, args[1:], stdout, stderr)
 	case "settlements":
 		return runSettlements(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

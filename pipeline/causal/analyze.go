@@ -26,7 +26,7 @@ const maxEvidence = 24
 // The subject's critical path is the thread of each of its top spans in turn (a span
 // naming no thread runs on the thread of its process that did most of its joined work).
 func Analyze(idx *Index, sub Subject) Result {
-	r := Result{Object: sub.Object, Spans: sub.Spans}
+	r := Result{Object: sub.Object, Spans: sub.Spans, SpanCount: len(sub.Spans)}
 	roots := rootSpans(sub.Spans)
 	if len(roots) == 0 {
 		return r
@@ -217,9 +217,76 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 		c.Summary = summary(&c, a.c, r, idx)
 		out = append(out, c)
 	}
+	out = foldSmall(out, dur)
 	slices.SortFunc(out, func(x, y Cause) int {
 		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key))
 	})
+	return out
+}
+
+// smallShare: causes below this share of the subject (and 1ms) are folded, per kind, into
+// one "others" cause, so a busy machine's dozen passing preemptions read as one line. The
+// shares still add up.
+const smallShare = 0.01
+
+func foldSmall(cs []Cause, dur int64) []Cause {
+	small := func(c Cause) bool {
+		return c.Kind != KindUnexplained && c.ExplainedNs < int64(smallShare*float64(dur)) && c.ExplainedNs < 1_000_000
+	}
+	byKind := map[string][]int{}
+	for i, c := range cs {
+		if small(c) {
+			byKind[c.Kind] = append(byKind[c.Kind], i)
+		}
+	}
+	drop := map[int]bool{}
+	var folded []Cause
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
+		idx := byKind[kind]
+		if len(idx) < 2 {
+			continue
+		}
+		f := Cause{Key: kind + "|others", Kind: kind, Rule: cs[idx[0]].Rule, Join: cs[idx[0]].Join}
+		var names []string
+		var confNs float64
+		for _, i := range idx {
+			c := cs[i]
+			drop[i] = true
+			f.ExplainedNs += c.ExplainedNs
+			confNs += c.Confidence * float64(c.ExplainedNs)
+			if len(f.Evidence) < maxEvidence {
+				f.Evidence = append(f.Evidence, c.Evidence[:min(len(c.Evidence), 2)]...)
+			}
+			if c.Process != nil {
+				names = append(names, c.Process.Comm)
+			} else {
+				names = append(names, c.Resource)
+			}
+		}
+		slices.Sort(names)
+		names = slices.Compact(names)
+		if len(names) > 4 {
+			names = append(names[:4], "...")
+		}
+		f.WhatIfNs = dur - f.ExplainedNs
+		if dur > 0 {
+			f.Share = float64(f.ExplainedNs) / float64(dur)
+		}
+		if f.ExplainedNs > 0 {
+			f.Confidence = confNs / float64(f.ExplainedNs)
+		}
+		f.Resource = fmt.Sprintf("%d small causes: %s", len(idx), strings.Join(names, ", "))
+		f.Summary = fmt.Sprintf("%s (%.0f%%) in %d small %s causes, each under %.0f%% of the time (%s)",
+			time.Duration(f.ExplainedNs).Round(time.Microsecond), 100*f.Share, len(idx), kind, 100*smallShare, strings.Join(names, ", "))
+		f.Path = []Step{{Kind: kind, Name: f.Resource, DurationNs: f.ExplainedNs}}
+		folded = append(folded, f)
+	}
+	out := folded
+	for i, c := range cs {
+		if !drop[i] {
+			out = append(out, c)
+		}
+	}
 	return out
 }
 

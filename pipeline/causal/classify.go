@@ -99,7 +99,7 @@ func (an *analyzer) threadMarks(v *threadView, from, to int64, conf float64, joi
 	// Fault runs: one mark per run of faults each close to the last.
 	for i := 0; i+1 < len(v.faults); {
 		j := i
-		for j+1 < len(v.faults) && v.faults[j+1].TsNs-v.faults[j].TsNs <= faultGapNs {
+		for j+1 < len(v.faults) && v.onCPU(v.faults[j].TsNs, v.faults[j+1].TsNs) <= faultGapNs {
 			j++
 		}
 		if j > i && v.faults[j].TsNs > from && v.faults[i].TsNs < to {

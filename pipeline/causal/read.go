@@ -32,7 +32,7 @@ func ReadResult(ctx context.Context, r Reader, kind, id string) (Result, error) 
 	res := Result{Object: Object{Label: root.Label, Kind: p[PropKind], ID: p[PropID]},
 		StartNs: atoi(p[PropStartNs]), DurationNs: atoi(p[PropDurationNs]), Status: p[PropStatus],
 		TraceID: p[PropTraceID], Service: p[PropService], Node: p[PropNode], PID: uint32(atoi(p[PropPID])),
-		TID: uint32(atoi(p[PropTID])), Comm: p[PropComm], Events: int(atoi(p[PropEvents]))}
+		TID: uint32(atoi(p[PropTID])), Comm: p[PropComm], Events: int(atoi(p[PropEvents])), SpanCount: int(atoi(p[PropSpans]))}
 	paths, err := r.Causes(ctx, obj, 0)
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the causes of %s: %w", obj, err)

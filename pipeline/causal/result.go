@@ -17,18 +17,33 @@ const (
 )
 
 // Rules: how a stretch of a thread's time was attributed (the "rule" of an edge).
+// RuleText says what each needs and does.
 const (
-	RulePreempted      = "cpu_contention/preempted: runnable but switched out for another task (sched_switch preempted, next_*)"
-	RuleRunQueue       = "cpu_contention/run-queue: woken but waiting for a CPU (sched_switch runq_delay_ns)"
-	RuleFileSyscall    = "storage/in-syscall: inside read/write on a file (dev, inode), on or off CPU"
-	RuleAfterFileWrite = "storage/after-file-io: blocked right after file I/O, woken by no recorded thread (fsync is not traced)"
-	RulePeerWait       = "slow_peer/tcp-hops: blocked until a reply on a TCP connection; peers matched by 4-tuple and time, hop by hop"
-	RuleFaultRun       = "memory/fault-run: on CPU between page faults that follow each other closely"
-	RuleBlockedInFault = "memory/blocked-in-fault: blocked right after a page fault, in no syscall"
-	RuleWaker          = "lock_contention/waker: blocked until another recorded thread woke it (sched_switch waker_*)"
-	RuleInferredWaker  = "lock_contention/running-at-wake: blocked until woken while one recorded process alone was running (waker not reported)"
-	RuleRemainder      = "unexplained/remainder: on CPU in the service's own code, or blocked with no recorded cause"
+	RulePreempted      = "cpu_contention/preempted"
+	RuleRunQueue       = "cpu_contention/run-queue"
+	RuleFileSyscall    = "storage/in-syscall"
+	RuleAfterFileWrite = "storage/after-file-io"
+	RulePeerWait       = "slow_peer/tcp-hops"
+	RuleFaultRun       = "memory/fault-run"
+	RuleBlockedInFault = "memory/blocked-in-fault"
+	RuleWaker          = "lock_contention/waker"
+	RuleInferredWaker  = "lock_contention/running-at-wake"
+	RuleRemainder      = "unexplained/remainder"
 )
+
+// RuleText explains each rule: the kernel facts it reads and what it concludes.
+var RuleText = map[string]string{
+	RulePreempted:      "runnable but switched out for another task (sched_switch preempted; the holder is next_*)",
+	RuleRunQueue:       "woken but waiting for a CPU (sched_switch runq_delay_ns; the holder is the task that preempted this thread most on that CPU)",
+	RuleFileSyscall:    "inside a read/write on a file (dev, inode), on or off CPU",
+	RuleAfterFileWrite: "blocked right after file I/O in no traced syscall, woken by no recorded thread (fsync and friends are not traced)",
+	RulePeerWait:       "blocked until a reply on a TCP connection; the other end matched by reversed 4-tuple and time, hop by hop, to the process that spent the time",
+	RuleFaultRun:       "on CPU between page faults that follow each other closely (faults carry no duration on tracepoint-only kernels)",
+	RuleBlockedInFault: "blocked right after a page fault, in no syscall (a major fault, reclaim, or the mm lock)",
+	RuleWaker:          "blocked until another recorded thread woke it (sched_switch waker_*); where that holder was itself waiting for a CPU, CPU contention",
+	RuleInferredWaker:  "blocked, the waker not reported (a wake-up queued to an idle CPU), and one recorded process alone was running when it was woken",
+	RuleRemainder:      "on CPU in the service's own code, or blocked with nothing recorded to explain it",
+}
 
 // Joins: how the events behind a cause were tied to the subject.
 const (
@@ -99,7 +114,8 @@ type Result struct {
 	Node       string
 	PID, TID   uint32
 	Comm       string
-	Spans      []span.Span // its spans: those carrying its ID and their descendants
+	Spans      []span.Span // its spans: those carrying its ID and their descendants (not read back from a graph)
+	SpanCount  int         // how many spans it has
 	Events     int         // kernel events joined to its spans
 	Causes     []Cause     // by ExplainedNs, largest first; unexplained always among them
 }

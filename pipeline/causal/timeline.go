@@ -15,9 +15,10 @@ const (
 	// A block that begins within this much on-CPU time after a file read or write, in no
 	// traced syscall, is that I/O's flush (fsync and friends are not traced).
 	shadowNs = 300_000
-	// Page faults closer together than this form a fault run: the time between them is
-	// spent faulting.
-	faultGapNs = 50_000
+	// Page faults closer together than this (on-CPU time: a preemption between two
+	// faults does not part them) form a fault run: the time between them is spent
+	// faulting. A minor fault costs a few µs on an idle machine and tens under load.
+	faultGapNs = 100_000
 	// A block that begins this soon after a page fault, in no syscall, is the fault's.
 	faultShadowNs = 30_000
 	// Blocks with no traced activity and at most this much time on CPU between them are

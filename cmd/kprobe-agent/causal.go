@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/causal"
+	"github.com/kprobe/kprobe/pipeline/engine"
+	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
+	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
+)
+
+// The causal engine runs beside the event-log write: the engine's store is wrapped so
+// that what the event log took is handed on (causal.Sink), and the causal engine draws
+// each business object's chain into a graph store once its events are in.
+
+// causalFlags select the graph store and the business mapping.
+type causalFlags struct {
+	neo4jURI string
+	business string
+	off      bool
+	retain   time.Duration
+}
+
+func (f *causalFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.neo4jURI, "neo4j", env("NEO4J_URI", ""), "draw causal chains into this Neo4j (bolt://host:7687, bolt+s://...; user and password from KPROBE_NEO4J_USER, KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE) instead of the embedded graph under --data")
+	fs.StringVar(&f.business, "business", env("BUSINESS", ""), "business mapping file (TOML): which spans are settlements, payments, ... (default: the built-in mapping)")
+	fs.BoolVar(&f.off, "no-causal", false, "do not draw causal chains as events arrive (kprobe-tui chain then computes them from the event log)")
+	fs.DurationVar(&f.retain, "causal-retain", envDuration("CAUSAL_RETAIN", time.Minute), "event history the causal engine keeps: the longest business object it draws as it happens")
+}
+
+// mapping loads the business mapping (the default when no file is given).
+func (f *causalFlags) mapping() (causal.Mapping, error) { return causal.LoadMapping(f.business) }
+
+// causalRun is a running causal engine and its graph store.
+type causalRun struct {
+	eng   *causal.Engine
+	store interface{ Close() error }
+	where string
+	done  chan error
+	once  sync.Once
+	err   error
+}
+
+// startCausal opens the graph store (Neo4j when given, else the embedded graph under
+// data) and starts the engine; nil when turned off or when there is nowhere to draw.
+func startCausal(ctx context.Context, log *slog.Logger, f causalFlags, m causal.Mapping, data string, lateness time.Duration) (*causalRun, error) {
+	if f.off {
+		return nil, nil
+	}
+	var w causal.Writer
+	var closer interface{ Close() error }
+	var where string
+	switch {
+	case f.neo4jURI != "":
+		opts := neo4j.EnvOptions(os.Getenv)
+		opts.URI, opts.Logger = f.neo4jURI, log
+		st, err := neo4j.Open(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+		w, closer, where = st, st, "neo4j "+f.neo4jURI
+	case data != "":
+		st, err := embedded.Open(ctx, embedded.Dir(data), embedded.Options{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		w, closer, where = st, st, embedded.Dir(data)
+	default:
+		log.Info("no graph store (--neo4j or --data): causal chains are computed on demand")
+		return nil, nil
+	}
+	eng, err := causal.NewEngine(causal.EngineOptions{Logger: log, Writer: w, Mapping: m, Lateness: lateness, Retain: f.retain})
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("--causal-retain: %w", err)
+	}
+	r := &causalRun{eng: eng, store: closer, where: where, done: make(chan error, 1)}
+	go func() { r.done <- eng.Run(context.WithoutCancel(ctx)) }()
+	return r, nil
+}
+
+// wrap hands what the event log takes on to the causal engine.
+func (r *causalRun) wrap(store causal.Store) engine.Store {
+	if r == nil {
+		return store
+	}
+	return causal.Sink{Next: store, Engine: r.eng}
+}
+
+// stop draws what is pending, closes the graph store and prints the engine's counters
+// (when stderr is given). Only the first call does anything.
+func (r *causalRun) stop(stderr io.Writer) error {
+	if r == nil {
+		return nil
+	}
+	r.once.Do(func() {
+		r.eng.Close()
+		err := <-r.done
+		s := r.eng.Stats()
+		if stderr != nil {
+			fmt.Fprintf(stderr, "causal: drawn=%d write_failed=%d too_long=%d nodes=%d edges=%d graph: %s\n",
+				s.Drawn, s.WriteFailed, s.TooLong, s.Nodes, s.Edges, r.where)
+		}
+		r.err = errors.Join(err, r.store.Close())
+	})
+	return r.err
+}

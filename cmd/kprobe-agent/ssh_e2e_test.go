@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/kprobe/kprobe/api/frontdoor/sshtest"
+	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
+)
+
+// apiForSSH serves the fixture incident on an API that wants token.
+func apiForSSH(t *testing.T, token string) string {
+	t.Helper()
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0", TokenFile: tokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Options{Service: investigatetest.New(20), Auth: ln.Auth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr()
+}
+
+// TestSSHCommand: `kprobe-agent ssh` in front of an API; an SSH client with a known key and
+// a pty gets the workstation's start screen, an unknown key is refused, and a wrong API
+// token stops the command at start in one line.
+func TestSSHCommand(t *testing.T) {
+	const token = "e2e-ssh-token-0123456789"
+	api := apiForSSH(t, token)
+	dir := t.TempDir()
+	known := sshtest.NewKey(t)
+	keys := filepath.Join(dir, "authorized_keys")
+	sshtest.WriteAuthorizedKeys(t, keys, known)
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
+	p := e2eStart(t, "kprobe-agent ssh", agent(t), "ssh", "--listen", addr, "--authorized-keys", keys,
+		"--host-key", filepath.Join(dir, "host_key"), "--api", api, "--api-token-file", tokenFile)
+	p.waitOutput(t, "serving the workstation over SSH", 60*time.Second)
+
+	term := sshtest.Open(t, addr, known)
+	term.Screen.WaitFor(t, "slowest settlements", investigatetest.Incident)
+	if _, err := term.Stdin.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	term.Wait(t, 30*time.Second)
+
+	if c, err := gossh.Dial("tcp", addr, sshtest.Config(gossh.PublicKeys(sshtest.NewKey(t)))); err == nil {
+		c.Close()
+		t.Error("an unknown key got in")
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Errorf("ssh after SIGINT: %v\n%s", err, p.out.String())
+	}
+
+	// A wrong token: the command says so at once, in one line, naming the fix.
+	bad := filepath.Join(dir, "bad-token")
+	os.WriteFile(bad, []byte("not-the-token-0123456789\n"), 0o600)
+	q := e2eStart(t, "kprobe-agent ssh (bad token)", agent(t), "ssh", "--listen", "127.0.0.1:"+strconv.Itoa(e2eFreePort(t)),
+		"--authorized-keys", keys, "--host-key", filepath.Join(dir, "host_key"), "--api", api, "--api-token-file", bad)
+	if err := q.wait(t, 30*time.Second); err == nil {
+		t.Fatal("ssh started with a wrong API token")
+	}
+	out := strings.TrimSpace(q.out.String())
+	if strings.Count(out, "\n") != 0 || !strings.Contains(out, "KPROBE_API_TOKEN") {
+		t.Errorf("wrong token: want one line naming KPROBE_API_TOKEN, got:\n%s", out)
+	}
+	if _, err := net.Dial("tcp", addr); err == nil {
+		t.Error("the first server still listens after SIGINT")
+	}
+}
