@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate"
@@ -52,15 +53,14 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Usage = func() { fmt.Fprint(stderr, replayUsage, "\nflags:\n"); fs.PrintDefaults() }
 	var (
 		sf                  storeFlags
-		api, token          string
+		api                 apiflag.Client
 		node, from, to      string
 		onDivergence, trace string
 		pid                 uint
 		tweaks              tweakFlags
 	)
 	sf.register(fs)
-	fs.StringVar(&api, "api", os.Getenv("KPROBE_API"), "a kprobe API: host:port, https://host:port or unix:PATH (instead of --data)")
-	fs.StringVar(&token, "token", os.Getenv("KPROBE_API_TOKEN"), "bearer token for --api")
+	api.Register(fs)
 	fs.UintVar(&pid, "pid", 0, "the recorded process to replay")
 	fs.StringVar(&node, "node", "", "the node it was recorded on (default: any)")
 	fs.StringVar(&from, "from", "", "start of the recorded window, inclusive (RFC 3339 or ns since epoch)")
@@ -79,7 +79,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return replayFailed(stderr, err)
 	}
-	log, closeLog, err := openReplayLog(ctx, sf, api, token)
+	log, closeLog, err := openReplayLog(ctx, sf, api)
 	if err != nil {
 		return replayFailed(stderr, err)
 	}
@@ -157,9 +157,9 @@ func replayOptions(pid uint, node, from, to, onDivergence string, tweaks []strin
 
 // openReplayLog reads the recording through the use-case layer when an API serves it,
 // and from the event log directly otherwise.
-func openReplayLog(ctx context.Context, sf storeFlags, api, token string) (replay.Log, func(), error) {
+func openReplayLog(ctx context.Context, sf storeFlags, api apiflag.Client) (replay.Log, func(), error) {
 	given := 0
-	for _, v := range []string{sf.data, sf.clickhouse, api} {
+	for _, v := range []string{sf.data, sf.clickhouse, api.Addr} {
 		if v != "" {
 			given++
 		}
@@ -167,11 +167,11 @@ func openReplayLog(ctx context.Context, sf storeFlags, api, token string) (repla
 	if given > 1 {
 		return nil, nil, fmt.Errorf("give one of --data, --clickhouse or --api")
 	}
-	if api != "" || sf.data != "" {
-		src := sourceFlags{data: sf.data, api: api, token: token}
+	if api.Set() || sf.data != "" {
+		src := sourceFlags{data: sf.data, api: api}
 		if svc, err := src.open(ctx); err == nil {
 			return investigate.ReplayLog(svc), func() { svc.Close() }, nil
-		} else if api != "" {
+		} else if api.Set() {
 			return nil, nil, err
 		}
 	}
