@@ -10,6 +10,7 @@ export KPROBE_KAFKA_BROKERS ?= 127.0.0.1:19092
 export KPROBE_NEO4J_URI ?= bolt://127.0.0.1:7687
 export KPROBE_NEO4J_USER ?= neo4j
 export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
+export KPROBE_NEO4J_CA_FILE ?= $(CACHE)/neo4j/tls/ca.crt
 
 .PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench accuracy demo clean
 

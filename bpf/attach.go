@@ -130,6 +130,8 @@ func (kernelProber) FuncProto(fn string) (*btf.FuncProto, error) {
 	return proto, nil
 }
 
+// The raw pair caches its filter verdict per CPU; tp_btf/sched_process_exec
+// forgets it when a process changes its name.
 const rawSyscallsVia = "tp_btf/sys_enter+tp_btf/sys_exit"
 
 // planHooks decides, per hook, which programs to load. The read/write
@@ -151,7 +153,7 @@ func planHooks(p prober, s *bpfProgramSpecs) []hookPlan {
 		for i, sc := range rwFallbacks(s) {
 			plan := hookPlan{hook: sc.syscall, method: rawSyscallsVia}
 			if i == 0 { // one program pair serves every syscall of the family
-				plan.links = []progLink{{spec: s.SysEnterRw}, {spec: s.SysExitRw}}
+				plan.links = []progLink{{spec: s.SysEnterRw}, {spec: s.SysExitRw}, {spec: s.RwOnExec}}
 			}
 			plans = append(plans, plan)
 		}

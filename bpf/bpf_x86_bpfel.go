@@ -142,6 +142,7 @@ const (
 	bpfProgOnSchedSwitch     = "on_sched_switch"
 	bpfProgOnSchedWakeupNew  = "on_sched_wakeup_new"
 	bpfProgOnSchedWaking     = "on_sched_waking"
+	bpfProgRwOnExec          = "rw_on_exec"
 	bpfProgSysEnterRw        = "sys_enter_rw"
 	bpfProgSysExitRw         = "sys_exit_rw"
 	bpfProgTpSockRecv        = "tp_sock_recv"
@@ -217,6 +218,7 @@ type bpfProgramSpecs struct {
 	OnSchedSwitch     *ebpf.ProgramSpec `ebpf:"on_sched_switch"`
 	OnSchedWakeupNew  *ebpf.ProgramSpec `ebpf:"on_sched_wakeup_new"`
 	OnSchedWaking     *ebpf.ProgramSpec `ebpf:"on_sched_waking"`
+	RwOnExec          *ebpf.ProgramSpec `ebpf:"rw_on_exec"`
 	SysEnterRw        *ebpf.ProgramSpec `ebpf:"sys_enter_rw"`
 	SysExitRw         *ebpf.ProgramSpec `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.ProgramSpec `ebpf:"tp_sock_recv"`
@@ -339,6 +341,7 @@ type bpfPrograms struct {
 	OnSchedSwitch     *ebpf.Program `ebpf:"on_sched_switch"`
 	OnSchedWakeupNew  *ebpf.Program `ebpf:"on_sched_wakeup_new"`
 	OnSchedWaking     *ebpf.Program `ebpf:"on_sched_waking"`
+	RwOnExec          *ebpf.Program `ebpf:"rw_on_exec"`
 	SysEnterRw        *ebpf.Program `ebpf:"sys_enter_rw"`
 	SysExitRw         *ebpf.Program `ebpf:"sys_exit_rw"`
 	TpSockRecv        *ebpf.Program `ebpf:"tp_sock_recv"`
@@ -370,6 +373,7 @@ func (p *bpfPrograms) Close() error {
 		p.OnSchedSwitch,
 		p.OnSchedWakeupNew,
 		p.OnSchedWaking,
+		p.RwOnExec,
 		p.SysEnterRw,
 		p.SysExitRw,
 		p.TpSockRecv,

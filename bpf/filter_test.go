@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // runDD runs dd doing n 1-byte reads and writes, and returns its pid.
@@ -183,5 +185,63 @@ func TestSelfExcluded(t *testing.T) {
 	}
 	if !seenWorkload {
 		t.Error("unfiltered recorder saw nothing from the workload")
+	}
+}
+
+// TestFilterCommSelectsProcess: --comm names a process, and every thread of
+// it is recorded: threads started after the recorder, threads that give
+// themselves other names (pthread_setname_np), and a process that takes the
+// name at exec. The workload makes k writes under its own name (not
+// selected), then execs a copy of itself named kp-mtsel, whose main thread
+// and n threads named worker-0.. make k writes each.
+func TestFilterCommSelectsProcess(t *testing.T) {
+	needKernel(t)
+	const n, k = 4, 200
+	const name = "kp-mtsel"
+	bin, err := os.ReadFile(buildWorkload(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(renamed, bin, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w := startWorkload(t, "exec", strconv.Itoa(k), renamed, "threads", strconv.Itoa(n), strconv.Itoa(k))
+	r := openProbes(t, Options{Comms: []string{name}})
+	s := startSession(r)
+	w.start(t)             // k writes as "workload", then exec
+	after := w.readInfo(t) // printed by kp-mtsel
+	w.run(t)               // the threads' writes
+	evs := s.stop(t)
+
+	if after.PID != w.info.PID {
+		t.Fatalf("pid %d after exec, %d before", after.PID, w.info.PID)
+	}
+	writes := map[string]int{} // by thread name
+	tids := map[uint32]bool{}
+	for _, e := range evs {
+		if e.PID != w.info.PID {
+			t.Fatalf("event of pid %d (comm %q) under --comm %s: %+v", e.PID, e.Comm, name, e)
+		}
+		if e.Type != EventWrite || e.Ret != 1 {
+			continue
+		}
+		switch {
+		case e.Comm == "workload": // before exec: not selected
+			t.Errorf("write before exec recorded: %+v", e)
+		case e.FD == after.FD:
+			writes[e.Comm]++
+			tids[e.TID] = true
+		}
+	}
+	want := map[string]int{name: k}
+	for i := range n {
+		want["worker-"+strconv.Itoa(i)] = k
+	}
+	if diff := cmp.Diff(want, writes); diff != "" {
+		t.Errorf("writes by thread name (-want +got):\n%s", diff)
+	}
+	if len(tids) != n+1 {
+		t.Errorf("writes from %d threads, want %d", len(tids), n+1)
 	}
 }

@@ -58,7 +58,7 @@ func buildWorkload(tb testing.TB) string {
 			return
 		}
 		workloadBin = filepath.Join(workloadDir, "workload")
-		out, err := exec.Command(gcc, "-O2", "-Wall", "-o", workloadBin, "testdata/workload.c").CombinedOutput()
+		out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", workloadBin, "testdata/workload.c").CombinedOutput()
 		if err != nil {
 			workloadErr = fmt.Errorf("building workload: %v\n%s", err, out)
 		}
@@ -93,9 +93,10 @@ type workloadInfo struct {
 }
 
 type workload struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	info  workloadInfo
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	info   workloadInfo
 }
 
 // startWorkload starts the workload and reads its setup line; it then
@@ -115,27 +116,42 @@ func startWorkload(tb testing.TB, args ...string) *workload {
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	w := &workload{cmd: cmd, stdin: stdin}
+	w := &workload{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
 	tb.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	line, err := bufio.NewReader(stdout).ReadBytes('\n')
+	w.info = w.readInfo(tb)
+	return w
+}
+
+// readInfo reads the setup line the workload prints before waiting for "go"
+// (again after an exec).
+func (w *workload) readInfo(tb testing.TB) workloadInfo {
+	tb.Helper()
+	line, err := w.stdout.ReadBytes('\n')
 	if err != nil {
 		tb.Fatalf("reading workload info: %v", err)
 	}
-	if err := json.Unmarshal(line, &w.info); err != nil {
+	var info workloadInfo
+	if err := json.Unmarshal(line, &info); err != nil {
 		tb.Fatalf("decoding workload info %q: %v", line, err)
 	}
-	return w
+	return info
+}
+
+// start signals go without waiting.
+func (w *workload) start(tb testing.TB) {
+	tb.Helper()
+	if _, err := w.stdin.Write([]byte{'g'}); err != nil {
+		tb.Fatalf("signalling workload: %v", err)
+	}
 }
 
 // run signals go and waits for the workload to exit.
 func (w *workload) run(tb testing.TB) {
 	tb.Helper()
-	if _, err := w.stdin.Write([]byte{'g'}); err != nil {
-		tb.Fatalf("signalling workload: %v", err)
-	}
+	w.start(tb)
 	if err := w.cmd.Wait(); err != nil {
 		tb.Fatalf("workload: %v", err)
 	}

@@ -82,11 +82,7 @@ func memberOffset(t btf.Type, name string) (uint32, bool) {
 
 // setIRQContext gives the probes the preempt count's place; without it,
 // wakeups from interrupt context are credited to the interrupted task.
-func setIRQContext(specs *bpfSpecs, log *slog.Logger) error {
-	kernel, err := btf.LoadKernelSpec()
-	if err != nil {
-		return fmt.Errorf("loading kernel BTF: %w", err)
-	}
+func setIRQContext(specs *bpfSpecs, kernel *btf.Spec, log *slog.Logger) error {
 	delta, err := preemptCountFromRQ(kernel)
 	if err != nil {
 		log.Warn("wakeups from interrupt context cannot be told apart: they are credited to the interrupted task", "reason", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -23,7 +24,7 @@ import (
 type Options struct {
 	Logger       *slog.Logger
 	PIDs         []uint32 // record only these tgids (empty = no pid filter)
-	Comms        []string // record only these comms (truncated to 15 bytes, as the kernel does)
+	Comms        []string // record only processes of these names, all their threads (truncated to 15 bytes, as the kernel does)
 	CgroupIDs    []uint64 // record only these cgroup v2 ids
 	CgroupPaths  []string // cgroup v2 directories, resolved to ids by Open
 	PayloadPIDs  []uint32 // capture read payload for these tgids
@@ -119,7 +120,12 @@ func open(ctx context.Context, opts Options, prober prober) (_ *Probes, err erro
 	plans := planHooks(prober, &specs.bpfProgramSpecs)
 	pruneSpec(spec, plans)
 	specs.Events.MaxEntries = uint32(opts.RingBytes)
-	if err := setIRQContext(&specs, log); err != nil {
+	// Parsing the kernel's BTF takes ~0.1 s: once, for CO-RE and for us.
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("loading kernel BTF: %w", err)
+	}
+	if err := setIRQContext(&specs, kernel, log); err != nil {
 		return nil, err
 	}
 
@@ -141,7 +147,9 @@ func open(ctx context.Context, opts Options, prober prober) (_ *Probes, err erro
 		return nil, fmt.Errorf("setting BPF config: %w", err)
 	}
 
-	p.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{})
+	p.coll, err = ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Programs: ebpf.ProgramOptions{KernelTypes: kernel},
+	})
 	if err != nil {
 		return nil, loadError(log, err)
 	}

@@ -81,9 +81,7 @@ func TestGoldenScreens(t *testing.T) {
 			s.press("enter")
 			s.waitText("#1 storage")
 			s.typ("r")
-			s.waitText("Delay a syscall")
-			s.typ("write -200ms")
-			s.press("enter", "enter", "enter", "enter")
+			s.replay("write 200ms", "")
 			return s.waitText("exit 0 after", "settlement posted")
 		}},
 		{"replay-compare", func(s *session) string {
@@ -92,15 +90,10 @@ func TestGoldenScreens(t *testing.T) {
 			s.press("enter")
 			s.waitText("#1 storage")
 			s.typ("r")
-			s.waitText("Delay a syscall")
-			s.press("enter", "enter", "enter", "enter")
+			s.replay("", "")
 			s.waitText("exit 0 after")
 			s.typ("n")
-			s.waitText("Delay a syscall")
-			s.press("enter")
-			s.waitText("┃ Inject an error") // the focus moves through a command
-			s.typ("write EIO")
-			s.press("enter", "enter", "enter")
+			s.replay("", "write EIO")
 			s.waitText("exit 1 after")
 			s.typ("c")
 			return s.waitText("c back to the run")

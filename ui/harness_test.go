@@ -60,7 +60,7 @@ func open(t *testing.T, w, h int, opts ...sessionOpt) *session {
 	t.Helper()
 	svc := investigatetest.New(200)
 	o := Options{Service: svc, Replayer: &replaytest.Replayer{Service: svc}, Refresh: -1,
-		Source: "--data /var/lib/kprobe", ExportDir: t.TempDir()}
+		Source: "--data /var/lib/kprobe", ExportDir: t.TempDir(), ReplayProgram: "bin/kprobe-demo --settlements 1"}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -135,4 +135,28 @@ func keyMsg(k string) tea.KeyPressMsg {
 	}
 	r := []rune(k)[0]
 	return tea.KeyPressMsg{Code: r, Text: k}
+}
+
+// next moves the replay form to its next field: enter, then wait until the field titled
+// title has the focus (huh moves it through a command, so keys typed before that would
+// land in the previous field).
+func (s *session) next(title string) {
+	s.t.Helper()
+	s.press("enter")
+	if title != "" {
+		s.waitText("┃ " + title)
+	}
+}
+
+// replay runs one replay from the chain screen with the given delay and errno answers.
+func (s *session) replay(delay, errno string) {
+	s.t.Helper()
+	s.waitText("┃ Program")
+	s.next("Delay a syscall")
+	s.typ(delay)
+	s.next("Inject an error")
+	s.typ(errno)
+	s.next("Change a timeout")
+	s.next("Timing")
+	s.next("")
 }

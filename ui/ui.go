@@ -35,6 +35,9 @@ type Options struct {
 	ExportDir string
 	// Source is how the data was opened, as flags, for the report's commands.
 	Source string
+	// ReplayProgram is the command the replay form proposes (the program to run in place
+	// of the recorded process).
+	ReplayProgram string
 	// Refresh is how often the start screen re-reads (default 2s; negative: never).
 	Refresh time.Duration
 	// Logger receives debug logs; nil discards them. The workstation never logs to the
@@ -81,7 +84,7 @@ func New(ctx context.Context, opts Options) *UI {
 	km := keymap.Default()
 	c := &common.Common{
 		Ctx: ctx, Styles: &st, Keys: &km, Service: opts.Service, Replayer: opts.Replayer,
-		ExportDir: opts.ExportDir, Source: opts.Source, Logger: opts.Logger, Refresh: opts.Refresh,
+		ExportDir: opts.ExportDir, Source: opts.Source, Logger: opts.Logger, Refresh: opts.Refresh, ReplayProgram: opts.ReplayProgram,
 		Width: 80, Height: 24,
 	}
 	u := &UI{c: c, opts: opts, help: help.New()}

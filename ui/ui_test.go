@@ -53,9 +53,7 @@ func TestReplayRunIsInTheReport(t *testing.T) {
 	s := open(t, 100, 30, func(o *Options) { o.ExportDir = dir })
 	s.openChain("4821")
 	s.typ("r")
-	s.waitText("Delay a syscall")
-	s.typ("write -200ms")
-	s.press("enter", "enter", "enter", "enter")
+	s.replay("write 200ms", "")
 	s.waitText("exit 0 after")
 	s.typ("e")
 	s.waitText("report written")
@@ -63,7 +61,8 @@ func TestReplayRunIsInTheReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"`delay write -200ms`", "kprobe-tui replay --data /var/lib/kprobe --settlement 4821 --tweak 'delay write -200ms'"} {
+	for _, want := range []string{"`syscall=write,delay=200ms`",
+		"kprobe-tui replay --data /var/lib/kprobe --pid 4242 --node node-a --from 1795600800120000000 --to 1795600800932300000 --tweak syscall=write,delay=200ms -- bin/kprobe-demo --settlements 1"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -126,7 +125,7 @@ func TestCommandReplayAndReport(t *testing.T) {
 	s.waitText("Incident report")
 	s.typ(":replay")
 	s.press("enter")
-	s.waitText("Delay a syscall", "production took 812 ms")
+	s.waitText("Delay a syscall", "production took 812 ms", "bin/kprobe-demo --settlements 1")
 }
 
 func TestOpensOnTheGivenSubject(t *testing.T) {

@@ -24,9 +24,12 @@ static __always_inline bool want_task(struct task_struct *t)
 	if ((f & FILTER_PID) && !bpf_map_lookup_elem(&filter_pids, &tgid))
 		return false;
 	if (f & FILTER_COMM) {
+		/* The process's name (what ps and pgrep show): its thread group
+		 * leader's comm, set from the executable at exec. Every thread
+		 * of the process matches, whatever it calls itself. */
 		char comm[COMM_LEN];
 
-		copy_comm(comm, t->comm);
+		copy_comm(comm, t->group_leader->comm);
 		if (!bpf_map_lookup_elem(&filter_comms, comm))
 			return false;
 	}

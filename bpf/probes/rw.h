@@ -316,6 +316,21 @@ int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
 	return rw_emit(t, &a, ret, type, sc);
 }
 
+/* exec changes what the filter sees (the process's name) but not the
+ * pt_regs pointer that keys the verdict cached in rw_cpu: forget it. The
+ * task is in execve, so no read or write of its is in flight. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(rw_on_exec, struct task_struct *p)
+{
+	__u32 zero = 0;
+	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	if (c) {
+		c->regs = 0;
+		c->pending = 0;
+	}
+	return 0;
+}
+
 /* Called by on_sched_switch for the task leaving the CPU. */
 static __always_inline void rw_switch_out(struct task_struct *prev)
 {

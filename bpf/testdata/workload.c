@@ -4,6 +4,7 @@
 // the tests assert are exact.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -228,6 +229,68 @@ static int mode_timer(char **av) {
 	_exit(0);
 }
 
+struct worker {
+	pthread_t thread;
+	int id, fd;
+	long k;
+};
+
+static void *worker_run(void *arg) {
+	struct worker *w = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "worker-%d", w->id);
+	pthread_setname_np(pthread_self(), name); // threads name themselves, as JVMs do
+	char c = 'w';
+	for (long i = 0; i < w->k; i++)
+		if (write(w->fd, &c, 1) != 1)
+			die("worker write");
+	return NULL;
+}
+
+// threads N K: after "go", starts N threads named worker-0..N-1; each, and
+// the main thread, makes K 1-byte writes to /dev/null.
+static int mode_threads(char **av) {
+	int n = atoi(av[0]);
+	long k = atol(av[1]);
+	int fd = open("/dev/null", O_WRONLY);
+	if (fd < 0)
+		die("open");
+	printf("{\"pid\":%d,\"tid\":%ld,\"fd\":%d}\n", getpid(), (long)syscall(SYS_gettid), fd);
+	wait_go();
+	struct worker *ws = calloc(n, sizeof(*ws));
+	for (int i = 0; i < n; i++) {
+		ws[i] = (struct worker){.id = i, .fd = fd, .k = k};
+		if (pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]) != 0)
+			die("pthread_create");
+	}
+	char c = 'm';
+	for (long i = 0; i < k; i++)
+		if (write(fd, &c, 1) != 1)
+			die("write");
+	for (int i = 0; i < n; i++)
+		pthread_join(ws[i].thread, NULL);
+	_exit(0);
+}
+
+// exec K PATH ARGS...: after "go", K 1-byte writes to /dev/null, then exec
+// PATH with ARGS (a copy of this program under another name, so that the
+// process changes its name).
+static int mode_exec(int argc, char **av) {
+	long k = atol(av[0]);
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("open");
+	printf("{\"pid\":%d,\"tid\":%ld,\"fd\":%d}\n", getpid(), (long)syscall(SYS_gettid), fd);
+	wait_go();
+	char c = 'e';
+	for (long i = 0; i < k; i++)
+		if (write(fd, &c, 1) != 1)
+			die("write");
+	execv(av[1], av + 1);
+	die("execv");
+	return 2;
+}
+
 int main(int argc, char **argv) {
 	if (argc >= 10 && strcmp(argv[1], "all") == 0)
 		return mode_all(argv + 2);
@@ -237,6 +300,11 @@ int main(int argc, char **argv) {
 		return mode_writes(argv + 2);
 	if (argc >= 4 && strcmp(argv[1], "timer") == 0)
 		return mode_timer(argv + 2);
-	fprintf(stderr, "usage: workload all FILE K B M S P NSLEEP SLEEPMS | rate N SECONDS | writes K | timer N MS\n");
+	if (argc >= 4 && strcmp(argv[1], "threads") == 0)
+		return mode_threads(argv + 2);
+	if (argc >= 5 && strcmp(argv[1], "exec") == 0)
+		return mode_exec(argc - 2, argv + 2);
+	fprintf(stderr, "usage: workload all FILE K B M S P NSLEEP SLEEPMS | rate N SECONDS | writes K | timer N MS"
+			" | threads N K | exec K PATH ARGS...\n");
 	return 2;
 }

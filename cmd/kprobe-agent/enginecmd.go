@@ -38,6 +38,8 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	var kafkaSec kafkaSecFlags
+	kafkaSec.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -73,17 +75,22 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		topics = append(topics, spansTopic)
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = kafka.EnsureTopics(tctx, bl, append(topics, prefixed(prefix, event.TopicEnriched, event.TopicDeadLetter)...), 4)
+	sec, err := kafkaSec.security()
+	if err != nil {
+		cancel()
+		return err
+	}
+	err = kafka.EnsureTopicsWith(tctx, bl, sec, append(topics, prefixed(prefix, event.TopicEnriched, event.TopicDeadLetter)...), 4)
 	cancel()
 	if err != nil {
 		return err
 	}
-	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Logger: log, Brokers: bl, GroupID: group, Topics: topics})
+	cons, err := kafka.NewConsumer(kafka.ConsumerOptions{Logger: log, Brokers: bl, Security: sec, GroupID: group, Topics: topics})
 	if err != nil {
 		return err
 	}
 	defer cons.Close()
-	prod, stopProd, err := startProducer(ctx, log, bl, nil)
+	prod, stopProd, err := startProducer(ctx, log, bl, sec, nil)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,16 +24,23 @@ func splitBrokers(s string) []string {
 
 // startProducer creates the topics (best effort: a recorder must start even when Kafka is
 // down, buffering until it is back) and runs a producer until stop is called.
-func startProducer(ctx context.Context, log *slog.Logger, brokers []string, topics []string) (*kafka.Producer, func(w io.Writer) error, error) {
-	p, err := kafka.NewProducer(kafka.ProducerOptions{Logger: log, Brokers: brokers})
+//
+// A refused login or an unverifiable broker is different: it will not heal by waiting, so it
+// stops the command at once.
+func startProducer(ctx context.Context, log *slog.Logger, brokers []string, sec kafka.Security, topics []string) (*kafka.Producer, func(w io.Writer) error, error) {
+	p, err := kafka.NewProducer(kafka.ProducerOptions{Logger: log, Brokers: brokers, Security: sec})
 	if err != nil {
 		return nil, nil, err
 	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := kafka.EnsureTopics(tctx, brokers, topics, 4); err != nil {
+	err = kafka.EnsureTopicsWith(tctx, brokers, sec, topics, 4)
+	cancel()
+	if errors.Is(err, kafka.ErrAuth) {
+		return nil, nil, err
+	}
+	if err != nil {
 		log.Warn("could not create topics; recording anyway and buffering until Kafka answers", "err", err)
 	}
-	cancel()
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- p.Run(runCtx) }()

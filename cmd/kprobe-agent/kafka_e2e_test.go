@@ -387,7 +387,11 @@ func e2eUniqueIDs(t *testing.T, evs []map[string]any) map[string]bool {
 // committed offset, summed over partitions) and the total end offset. With group "" it
 // only reads the end offsets.
 func e2eLag(ctx context.Context, brokers, group string, topics []string) (lag, end int64, err error) {
-	client := &kafkago.Client{Addr: kafkago.TCP(splitBrokers(brokers)...), Timeout: 10 * time.Second}
+	return e2eLagOf(ctx, &kafkago.Client{Addr: kafkago.TCP(splitBrokers(brokers)...), Timeout: 10 * time.Second}, group, topics)
+}
+
+// e2eLagOf is e2eLag through client (a secured cluster's, say).
+func e2eLagOf(ctx context.Context, client *kafkago.Client, group string, topics []string) (lag, end int64, err error) {
 	md, err := client.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
 	if err != nil {
 		return 0, 0, err
@@ -447,13 +451,19 @@ func e2eLag(ctx context.Context, brokers, group string, topics []string) (lag, e
 // the store holds every published event.
 func e2eWaitCaughtUp(t *testing.T, brokers, group, prefix string, eng *e2eProc, timeout time.Duration) {
 	t.Helper()
+	e2eWaitCaughtUpOf(t, &kafkago.Client{Addr: kafkago.TCP(splitBrokers(brokers)...), Timeout: 10 * time.Second}, group, prefix, eng, timeout)
+}
+
+// e2eWaitCaughtUpOf is e2eWaitCaughtUp through client.
+func e2eWaitCaughtUpOf(t *testing.T, client *kafkago.Client, group, prefix string, eng *e2eProc, timeout time.Duration) {
+	t.Helper()
 	topics := prefixed(prefix, event.KernelTopics...)
 	deadline := time.Now().Add(timeout)
 	var lag, end int64
 	var err error
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		lag, end, err = e2eLag(ctx, brokers, group, topics)
+		lag, end, err = e2eLagOf(ctx, client, group, topics)
 		cancel()
 		if err == nil && end > 0 && lag == 0 {
 			return

@@ -29,6 +29,7 @@ type recordConfig struct {
 	node         string
 	logLevel     string
 	kafka        string // brokers; publish instead of writing jsonl
+	kafkaSec     kafkaSecFlags
 	topicPrefix  string
 	command      []string // run and record this command (after --)
 }
@@ -37,7 +38,7 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	var c recordConfig
 	var pids, comms, cgroups, payload listFlag
 	fs.Var(&pids, "pid", "record only this process id (repeatable)")
-	fs.Var(&comms, "comm", "record only processes with this command name (repeatable)")
+	fs.Var(&comms, "comm", "record only processes of this name, as ps and pgrep show it (set from the executable at exec), with all their threads, whatever they call themselves (repeatable)")
 	fs.Var(&cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
 	fs.Var(&payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")
 	fs.IntVar(&c.payloadBytes, "payload-bytes", 256, "bytes of payload captured per read, at most bpf.MaxPayload")
@@ -47,6 +48,7 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
 	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
 	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
+	c.kafkaSec.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -131,15 +133,17 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.duration > 0 {
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
 	rec, child, err := openRecorder(ctx, cfg, log, stderr)
 	if err != nil {
 		return err
 	}
 	defer rec.Close()
+	if cfg.duration > 0 {
+		// --duration counts from the moment the probes are attached: loading
+		// them takes seconds on a busy node.
+		timer := time.AfterFunc(cfg.duration, cancel)
+		defer timer.Stop()
+	}
 	if cfg.kafka != "" {
 		return recordToKafka(ctx, cfg, log, rec, child, cancel, stderr)
 	}
@@ -239,7 +243,11 @@ func printSummary(w io.Writer, s recorder.Summary) {
 }
 
 func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *recorder.Recorder, child *launched, cancel context.CancelFunc, stderr io.Writer) error {
-	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), prefixed(cfg.topicPrefix, event.KernelTopics...))
+	sec, err := cfg.kafkaSec.security()
+	if err != nil {
+		return err
+	}
+	prod, stop, err := startProducer(ctx, log, splitBrokers(cfg.kafka), sec, prefixed(cfg.topicPrefix, event.KernelTopics...))
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/bus"
@@ -46,7 +47,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
 	}
 	var kafkaFlag bool
-	fs.Visit(func(f *flag.Flag) { kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" })
+	fs.Visit(func(f *flag.Flag) {
+		kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" || strings.HasPrefix(f.Name, "kafka-")
+	})
 	if kafkaFlag {
 		return fmt.Errorf("standalone runs on the in-process bus: for Kafka run 'kprobe-agent record --kafka' and 'kprobe-agent engine'")
 	}

@@ -14,26 +14,27 @@ import (
 	"github.com/charmbracelet/x/term"
 
 	"github.com/kprobe/kprobe/api/client"
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui"
 )
 
 // sourceFlags say where the workstation and `report` read from: the embedded default
-// under --data, or a kprobe API (--api).
+// under --data, or a kprobe API (--api and its TLS and token flags).
 type sourceFlags struct {
-	data, api, token string
+	data string
+	api  apiflag.Client
 }
 
 func (s *sourceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
-	fs.StringVar(&s.api, "api", os.Getenv("KPROBE_API"), "a kprobe API: host:port, https://host:port or unix:PATH (instead of --data)")
-	fs.StringVar(&s.token, "token", os.Getenv("KPROBE_API_TOKEN"), "bearer token for --api (env KPROBE_API_TOKEN)")
+	s.api.Register(fs)
 }
 
 // flags is how the source was given, for the report's commands that reproduce a view.
 func (s *sourceFlags) flags() string {
-	if s.api != "" {
-		return "--api " + s.api
+	if s.api.Set() {
+		return "--api " + s.api.Addr
 	}
 	return "--data " + s.data
 }
@@ -41,31 +42,19 @@ func (s *sourceFlags) flags() string {
 // open returns the use-case layer over the chosen source.
 func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 	switch {
-	case s.data != "" && s.api != "":
+	case s.data != "" && s.api.Set():
 		return nil, fmt.Errorf("give either --data or --api, not both")
-	case s.api != "":
-		return dialAPI(ctx, client.Options{Addr: s.api, Token: s.token})
+	case s.api.Set():
+		return s.api.Dial(ctx)
 	case s.data != "":
 		// While 'kprobe-agent standalone' holds the data directory it serves the API on a
 		// socket inside it (one process may open the embedded engine at a time).
 		if _, err := os.Stat(client.SocketPath(s.data)); err == nil {
-			return dialAPI(ctx, client.Options{Addr: "unix:" + client.SocketPath(s.data)})
+			return apiflag.DialOptions(ctx, client.Options{Addr: "unix:" + client.SocketPath(s.data)})
 		}
 		return openLocal(ctx, s.data)
 	}
 	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default) or --api HOST:PORT")
-}
-
-func dialAPI(ctx context.Context, opts client.Options) (investigate.Service, error) {
-	c, err := client.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.Ping(ctx); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }
 
 // openLocal is the use-case layer over the stores under --data. (The use cases over the
@@ -80,12 +69,13 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	var src sourceFlags
 	src.register(fs)
-	var settlement, payment, exportDir, debugLog string
+	var settlement, payment, exportDir, debugLog, replayProgram string
 	var refresh time.Duration
 	fs.StringVar(&settlement, "settlement", "", "open on this settlement's causal chain")
 	fs.StringVar(&payment, "payment", "", "open on this payment's causal chain")
 	fs.StringVar(&exportDir, "export-dir", ".", "where e writes incident reports")
 	fs.StringVar(&debugLog, "debug-log", os.Getenv("KPROBE_TUI_LOG"), "write debug logs to this file (never to the terminal)")
+	fs.StringVar(&replayProgram, "replay-program", os.Getenv("KPROBE_REPLAY_PROGRAM"), "the command the replay form proposes to run in place of the recorded process")
 	fs.DurationVar(&refresh, "refresh", 2*time.Second, "how often the start screen re-reads the recent window (0: never)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,7 +109,8 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer svc.Close()
-	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh}
+	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh,
+		ReplayProgram: replayProgram}
 	if refresh == 0 {
 		opts.Refresh = -1
 	}

@@ -36,9 +36,11 @@ func TestWorkstationErrors(t *testing.T) {
 	}
 }
 
-// `report --api` builds the same report through the API as in process.
-func TestReportOverTheAPI(t *testing.T) {
-	srv, err := server.New(server.Options{Service: investigatetest.New(100)})
+// serveAPI serves the in-memory incident of n events over the API on loopback and
+// returns its address.
+func serveAPI(t *testing.T, n int) string {
+	t.Helper()
+	srv, err := server.New(server.Options{Service: investigatetest.New(n)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,18 +52,24 @@ func TestReportOverTheAPI(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return ln.Addr()
+}
 
+// `report --api` builds the same report through the API as in process.
+func TestReportOverTheAPI(t *testing.T) {
+	addr := serveAPI(t, 100)
+	ctx := context.Background()
 	var out, errb bytes.Buffer
-	if err := run(ctx, []string{"report", "--api", ln.Addr(), "--settlement", "4821"}, &out, &errb); err != nil {
+	if err := run(ctx, []string{"report", "--api", addr, "--settlement", "4821"}, &out, &errb); err != nil {
 		t.Fatalf("report: %v\n%s", err, errb.String())
 	}
 	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
-		"kprobe-tui chain --api " + ln.Addr() + " --settlement 4821"} {
+		"kprobe-tui chain --api " + addr + " --settlement 4821"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
-	err = run(ctx, []string{"report", "--api", ln.Addr(), "--settlement", "999999"}, &out, &errb)
+	err := run(ctx, []string{"report", "--api", addr, "--settlement", "999999"}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("report of an unknown settlement: err = %v, want not found", err)
 	}

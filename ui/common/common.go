@@ -33,6 +33,9 @@ type Common struct {
 	// pinned ASCII profile); the markdown preview then uses its plain style.
 	Plain  bool
 	Logger *slog.Logger
+	// ReplayProgram is the command the replay form proposes to run in place of the
+	// recorded process.
+	ReplayProgram string
 	// Refresh is how often the start screen re-reads the recent window (0: never).
 	Refresh time.Duration
 

@@ -20,10 +20,12 @@ type ReplayRequest struct {
 	Ref      investigate.Ref
 	Process  investigate.Process
 	From, To int64
-	// Tweaks are in the replay engine's tweak grammar ("delay write 50ms",
-	// "errno write EIO", "timeout 2s").
+	// Program is the command run in place of the recorded process (argv).
+	Program []string
+	// Tweaks are in the replay engine's tweak grammar (replay/tweak):
+	// "syscall=write,delay=50ms", "syscall=write,errno=EIO", "timing=x2".
 	Tweaks []string
-	// Timing is "recorded", "fast" or "scaled:N".
+	// Timing is "recorded", "fast" or "xN" (also given in Tweaks as timing=).
 	Timing string
 }
 

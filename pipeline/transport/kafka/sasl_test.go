@@ -5,58 +5,25 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kprobe/kprobe/pipeline/transport/kafka/kafkatest"
 )
 
-// saslKafka is the SASL broker of scripts/kafka/kafka.sh (KPROBE_KAFKA_SASL=1): SCRAM-SHA-512
-// and PLAIN without TLS on Plain, with TLS on TLS (verified with the CA in CAFile).
+// saslBroker is the SASL broker of scripts/kafka/kafka.sh, as this package's tests use it.
+func saslBroker(tb testing.TB) saslKafka {
+	tb.Helper()
+	k := kafkatest.StartSASL(tb)
+	return saslKafka{Plain: []string{k.Plain}, TLS: []string{k.TLS}, User: k.User, Password: k.Password, CAFile: k.CAFile}
+}
+
 type saslKafka struct {
 	Plain, TLS     []string
 	User, Password string
 	CAFile         string
-}
-
-// saslBroker starts (or finds) the SASL broker and returns it with the client user's
-// credentials, which the script generated and keeps beside the broker's state.
-func saslBroker(tb testing.TB) saslKafka {
-	tb.Helper()
-	testBrokers(tb) // the same conditions as the plaintext broker's tests
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "../../../scripts/kafka/kafka.sh", "start")
-	cmd.Env = append(os.Environ(), "KPROBE_KAFKA_SASL=1", "KPROBE_KAFKA_HEAP=256m")
-	out, err := cmd.Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			tb.Fatalf("starting the SASL broker: %v\n%s", err, ee.Stderr)
-		}
-		tb.Fatalf("starting the SASL broker: %v", err)
-	}
-	state := os.Getenv("KPROBE_STATE")
-	if state == "" {
-		state = "/tmp/kprobe-services"
-	}
-	pw, err := os.ReadFile(filepath.Join(state, "kafka-sasl", "sasl.password"))
-	if err != nil {
-		tb.Fatalf("the SASL broker's password: %v", err)
-	}
-	addr := strings.TrimSpace(string(out))
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		tb.Fatalf("the SASL broker's address %q: %v", addr, err)
-	}
-	p, _ := strconv.Atoi(port)
-	return saslKafka{Plain: []string{addr}, TLS: []string{net.JoinHostPort(host, strconv.Itoa(p+2))},
-		User: "kprobe", Password: strings.TrimSpace(string(pw)),
-		CAFile: filepath.Join(state, "kafka-sasl", "tls", "ca.pem")}
 }
 
 // TestSASLRoundTrip: a producer and a consumer group through the SASL listener, with each

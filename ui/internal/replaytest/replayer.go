@@ -21,8 +21,8 @@ type Replayer struct {
 	Gate chan struct{}
 }
 
-// Start implements common.Replayer. A "delay write D" tweak changes every write's
-// duration by D and marks it tweaked; "errno write E" fails the first write, after which
+// Start implements common.Replayer. A "syscall=write,delay=D" tweak adds D to every
+// write and marks it tweaked; "syscall=write,errno=E" fails the first write, after which
 // the program retries a write the recording lacks (divergent) and exits 1.
 func (r *Replayer) Start(ctx context.Context, req common.ReplayRequest) (<-chan common.ReplayUpdate, error) {
 	if req.Process.PID == 0 {
@@ -35,13 +35,15 @@ func (r *Replayer) Start(ctx context.Context, req common.ReplayRequest) (<-chan 
 	var delay time.Duration
 	errno := ""
 	for _, t := range req.Tweaks {
-		f := strings.Fields(t)
 		switch {
-		case len(f) == 3 && f[0] == "delay" && f[1] == "write":
-			delay, _ = time.ParseDuration(f[2])
-		case len(f) == 3 && f[0] == "errno" && f[1] == "write":
-			errno = f[2]
+		case strings.HasPrefix(t, "syscall=write,delay="):
+			delay, _ = time.ParseDuration(strings.TrimPrefix(t, "syscall=write,delay="))
+		case strings.HasPrefix(t, "syscall=write,errno="):
+			errno = strings.TrimPrefix(t, "syscall=write,errno=")
 		}
+	}
+	if len(req.Program) == 0 {
+		return nil, fmt.Errorf("replay: no program to run")
 	}
 	ch := make(chan common.ReplayUpdate)
 	go func() {

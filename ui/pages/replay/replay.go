@@ -88,6 +88,9 @@ func (p *Page) Init() tea.Cmd {
 }
 
 func (p *Page) showForm() tea.Cmd {
+	if p.answers.Program == "" {
+		p.answers.Program = p.c.ReplayProgram
+	}
 	p.mode = modeForm
 	p.form = newForm(&p.answers, p.width)
 	return p.form.Init()
@@ -244,7 +247,7 @@ func (p *Page) key(msg tea.KeyPressMsg) tea.Cmd {
 
 func (p *Page) startRun() tea.Cmd {
 	req := common.ReplayRequest{Ref: p.open.Ref, Process: p.open.Process, From: p.open.From, To: p.open.To,
-		Tweaks: p.answers.list(), Timing: p.answers.Timing}
+		Program: strings.Fields(p.answers.Program), Tweaks: p.answers.list(), Timing: p.answers.Timing}
 	ctx, cancel := context.WithCancel(p.c.Ctx)
 	r := newRun(len(p.runs)+1, req, cancel)
 	r.setSize(p.paneSize())
@@ -273,14 +276,17 @@ func command(source string, ref investigate.Ref, req common.ReplayRequest) strin
 	if source == "" {
 		source = "--data DIR"
 	}
-	cmd := fmt.Sprintf("kprobe-tui replay %s %s", source, investigate.RefFlags(ref))
+	cmd := fmt.Sprintf("kprobe-tui replay %s --pid %d", source, req.Process.PID)
+	if req.Process.Node != "" {
+		cmd += " --node " + req.Process.Node
+	}
+	if req.From != 0 || req.To != 0 {
+		cmd += fmt.Sprintf(" --from %d --to %d", req.From, req.To)
+	}
 	for _, t := range req.Tweaks {
-		cmd += " --tweak '" + t + "'"
+		cmd += " --tweak " + t
 	}
-	if req.Timing != "" && req.Timing != "recorded" {
-		cmd += " --timing " + req.Timing
-	}
-	return cmd
+	return cmd + " -- " + strings.Join(req.Program, " ")
 }
 
 // wait reads what a run did: one update (blocking), then whatever else is ready, so a

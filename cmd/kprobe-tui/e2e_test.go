@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// terminal is the workstation running in a real terminal (tmux), driven by keys and read
+// from the screen.
+type terminal struct {
+	t       *testing.T
+	session string
+}
+
+func newTerminal(t *testing.T, w, h int, dir, command string) *terminal {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("tmux is not installed")
+	}
+	tm := &terminal{t: t, session: fmt.Sprintf("kprobe-e2e-%d", os.Getpid())}
+	// remain-on-exit keeps the pane after the program quits, to read what it left.
+	tm.tmux("new-session", "-d", "-s", tm.session, "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "-c", dir,
+		"env", "TERM=xterm-256color", "sh", "-c", command)
+	tm.tmux("set-option", "-t", tm.session, "remain-on-exit", "on")
+	t.Cleanup(func() { exec.Command("tmux", "kill-session", "-t", tm.session).Run() })
+	return tm
+}
+
+func (tm *terminal) tmux(args ...string) string {
+	tm.t.Helper()
+	out, err := exec.Command("tmux", args...).CombinedOutput()
+	if err != nil {
+		tm.t.Fatalf("tmux %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (tm *terminal) screen() string { return tm.tmux("capture-pane", "-p", "-t", tm.session) }
+
+// keys types keys as tmux names them ("Enter", "Escape", "4821").
+func (tm *terminal) keys(keys ...string) {
+	tm.tmux(append([]string{"send-keys", "-t", tm.session}, keys...)...)
+}
+
+// waitFor polls the screen until it shows every text (the terminal gives no other signal).
+func (tm *terminal) waitFor(texts ...string) string {
+	tm.t.Helper()
+	deadline := time.Now().Add(90 * time.Second) // a bound for failure only
+	for {
+		s := tm.screen()
+		ok := true
+		for _, x := range texts {
+			ok = ok && strings.Contains(s, x)
+		}
+		if ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the screen never showed %q:\n%s", texts, s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWorkstationInATerminal drives the workstation binary in tmux the way an SRE does:
+// type a settlement ID, drill from its chain to the kernel events, filter them, export the
+// report, quit; then checks the terminal was given back and the report is on disk.
+// The data comes through the API (an in-process server over an incident held in memory).
+func TestWorkstationInATerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binaries and runs tmux")
+	}
+	bin := bins(t)
+	addr := serveAPI(t, 500)
+
+	dir := t.TempDir()
+	exitFile := filepath.Join(dir, "exit-status")
+	cmd := fmt.Sprintf("%s --api %s --export-dir %s --refresh 0; echo $? > %s",
+		filepath.Join(bin, "kprobe-tui"), addr, dir, exitFile)
+	tm := newTerminal(t, 100, 30, dir, cmd)
+
+	tm.waitFor("slowest settlements (24)", "4821")
+	tm.keys("4821")
+	tm.waitFor("open: 4821")
+	tm.keys("Enter")
+	tm.waitFor("chain · settlement 4821", "#1 storage", "#3 slow_peer")
+	tm.keys("Down", "Enter") // the first cause
+	tm.waitFor("events · cause #1 storage", "500 of 500 events", "★ 3 evidence")
+	tm.keys("/", "type=write", "Enter")
+	tm.waitFor("filter type=write")
+	tm.keys("Enter")
+	tm.waitFor("event id")
+	tm.keys("Escape")
+	tm.waitFor("chain · settlement 4821")
+	tm.keys("r")
+	tm.waitFor("Replay is not available in this session")
+	tm.keys("Escape")
+	tm.waitFor("chain · settlement 4821")
+	tm.keys("e")
+	report := filepath.Join(dir, "incident-settlement-4821.md")
+	tm.waitFor("report written: " + report[:min(len(report), 80)])
+	tm.keys("q")
+	deadline := time.Now().Add(60 * time.Second)
+	var status []byte
+	for {
+		if b, err := os.ReadFile(exitFile); err == nil && len(b) > 0 {
+			status = b
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workstation did not exit after q:\n%s", tm.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.TrimSpace(string(status)) != "0" {
+		t.Errorf("exit status %q, want 0", status)
+	}
+	// The alternate screen is gone: the terminal shows what it showed before.
+	if s := tm.screen(); strings.Contains(s, "kprobe chain") || strings.Contains(s, "slowest settlements") {
+		t.Errorf("the terminal was not restored after q:\n%s", s)
+	}
+	md, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
+		"kprobe-tui --api " + addr + " --settlement 4821"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("the exported report lacks %q", want)
+		}
+	}
+}
