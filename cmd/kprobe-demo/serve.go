@@ -100,7 +100,7 @@ func waitStart(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 
 // env is what the worker talks to besides its ledger.
 type env struct {
-	gateway string  // the clearing gateway's address
+	gateway string // the clearing gateway's address
 	bankPID int
 	cpu     int     // the CPU the worker pins itself to (cpu-hog), -1 otherwise
 	hog     *helper // cpu-hog

@@ -21,8 +21,8 @@ import (
 type benchStream struct {
 	events []event.Event
 	spans  [][]span.Span // per settlement, in end order
-	ends   []int        // events[:ends[i]] cover settlement i
-	window int64        // time covered
+	ends   []int         // events[:ends[i]] cover settlement i
+	window int64         // time covered
 }
 
 func newBenchStream(settlements int) *benchStream {
