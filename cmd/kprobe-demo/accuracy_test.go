@@ -180,11 +180,18 @@ func recordIncident(t *testing.T, bin, incident string) (investigate.Chain, stri
 	defer cg.Close()
 	port := accFreePort(t)
 
-	// The demo and its helpers start in the cgroup, in their own session: other tests'
-	// load on these 2 cores is another autogroup, kept from drowning the incident.
-	demo := exec.CommandContext(ctx, filepath.Join(bin, "kprobe-demo"), "--start-signal", "--otlp", "127.0.0.1:"+port,
+	// The demo and its helpers start in the cgroup, in their own session, real-time
+	// (chrt) where possible: what the other tests sharing these 2 cores do must not
+	// drown the injected incident in CPU contention that is real but beside the point.
+	argv := []string{filepath.Join(bin, "kprobe-demo"), "--start-signal", "--otlp", "127.0.0.1:" + port,
 		"--ledger", filepath.Join(dir, "ledger"), "--settlements", "10", "--first-settlement", "4815",
-		"--window-settlements", "5", "--incident", incident, "--incident-settlement", "4821")
+		"--window-settlements", "5", "--incident", incident, "--incident-settlement", "4821"}
+	if chrt, err := exec.LookPath("chrt"); err == nil {
+		argv = append([]string{chrt, "--fifo", "10"}, argv...)
+	} else {
+		t.Logf("no chrt (util-linux): the demo runs at normal priority and other load may blur the incident")
+	}
+	demo := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	demo.SysProcAttr = &syscall.SysProcAttr{Setsid: true, UseCgroupFD: true, CgroupFD: int(cg.Fd())}
 	demoIn, err := demo.StdinPipe()
 	if err != nil {

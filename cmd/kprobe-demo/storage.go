@@ -20,7 +20,7 @@ type storage struct {
 }
 
 const (
-	journalBlock = 1 << 20
+	journalBlock = 256 << 10
 	journalSize  = 16 << 20 // the journal is rewritten in place: bounded disk use
 )
 
