@@ -8,11 +8,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/kprobe/kprobe/pipeline/correlate"
-	"github.com/kprobe/kprobe/pipeline/engine"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
-	"github.com/kprobe/kprobe/pipeline/eventlog"
-	"github.com/kprobe/kprobe/pipeline/span"
 	"github.com/kprobe/kprobe/pipeline/transport/kafka"
 )
 
@@ -20,23 +17,15 @@ import (
 func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var brokers, group, spansTopic, clickhouse, data, node, logLevel string
-	var of otlpFlags
-	var cf causalFlags
-	var lateness time.Duration
+	var brokers, group, spansTopic, node, logLevel string
+	var ef wire.EngineFlags
 	var prefix string
-	var retention int
 	fs.StringVar(&brokers, "kafka", env("KAFKA_BROKERS", ""), "Kafka brokers host:port,... (required)")
 	fs.StringVar(&group, "group", env("ENGINE_GROUP", "kprobe-engine"), "Kafka consumer group")
 	fs.StringVar(&spansTopic, "spans-topic", env("SPANS_TOPIC", "otlp_spans"), "topic of OTLP protobuf spans, as the OpenTelemetry Collector's Kafka exporter writes them ('' for none)")
-	fs.StringVar(&clickhouse, "clickhouse", env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
-	fs.StringVar(&data, "data", env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
-	of.register(fs)
-	cf.register(fs)
+	ef.Register(fs, wire.Cluster)
 	fs.StringVar(&node, "node", env("NODE", ""), "this node's name, given to spans sent from this node without host.name (default: host name)")
 	fs.StringVar(&prefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of every Kafka topic name (as given to record)")
-	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
-	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	var kafkaSec kafkaSecFlags
 	kafkaSec.register(fs)
@@ -49,25 +38,14 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if brokers == "" {
 		return fmt.Errorf("--kafka BROKERS is required (or set KPROBE_KAFKA_BROKERS)")
 	}
-	if (clickhouse == "") == (data == "") {
-		return fmt.Errorf("give exactly one of --clickhouse ADDR or --data DIR for the event log")
+	if err := ef.Check(); err != nil {
+		return err
 	}
 	log, err := newLogger(stderr, logLevel)
 	if err != nil {
 		return err
 	}
 	bl := splitBrokers(brokers)
-
-	var store *eventlog.Log
-	if clickhouse != "" {
-		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
-	} else {
-		store, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
-	}
-	if err != nil {
-		return err
-	}
-	defer store.Close()
 
 	topics := prefixed(prefix, event.KernelTopics...)
 	if spansTopic != "" {
@@ -94,38 +72,22 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	mapping, err := cf.mapping()
+	eng, err := wire.StartEngine(ctx, ef, wire.EngineOptions{Logger: log, Source: cons, Out: prod,
+		SpansTopic: spansTopic, TopicPrefix: prefix, Node: wire.NodeName(node)})
 	if err != nil {
+		stopProd(io.Discard)
 		return err
 	}
-	causalRun, err := startCausal(ctx, log, cf, mapping, data, lateness)
-	if err != nil {
-		return err
-	}
-	defer causalRun.stop(nil)
-	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: causalRun.wrap(store), Out: prod,
-		SpansTopic: spansTopic, TopicPrefix: prefix, Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
-	if err != nil {
-		return err
-	}
-	ropts, err := of.options(log, nodeName(node))
-	if err != nil {
-		return err
-	}
-	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
-	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
-	if err != nil {
-		return err
-	}
+	defer eng.Close()
 	log.Info("engine running", "kafka", brokers, "group", group, "topics", topics)
 	runErr := eng.Run(ctx)
-	stopOTLP(stderr)
+	eng.StopOTLP(stderr)
 	es := eng.Stats()
 	fmt.Fprintf(stderr, "engine: messages=%d events=%d spans=%d written=%d dead_lettered=%d commits=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Messages, es.Events, es.Spans, es.Written, es.DeadLettered, es.Commits,
 		es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
-	printJoins(stderr, es.Correlator, lateness)
-	stopErr := errors.Join(stopProd(stderr), causalRun.stop(stderr))
+	printJoins(stderr, es.Correlator, ef.Lateness)
+	stopErr := errors.Join(stopProd(stderr), eng.StopCausal(stderr))
 	if runErr != nil {
 		return runErr
 	}

@@ -2,24 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
-	"time"
+
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 )
-
-// listFlag is a repeatable flag that also accepts comma-separated values.
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
 
 func parsePIDs(vals []string) ([]uint32, error) {
 	out := make([]uint32, 0, len(vals))
@@ -33,19 +19,11 @@ func parsePIDs(vals []string) ([]uint32, error) {
 	return out, nil
 }
 
-// env returns the KPROBE_ environment fallback of a flag.
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("KPROBE_" + name); ok {
-		return v
-	}
-	return def
-}
+// env and envDuration are the KPROBE_ environment fallbacks of flags.
+var (
+	env         = wire.Env
+	envDuration = wire.EnvDuration
+)
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv("KPROBE_" + name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
+// listFlag is a repeatable flag that also accepts comma-separated values.
+type listFlag = wire.List

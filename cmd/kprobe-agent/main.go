@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kprobe/kprobe/pipeline/launch"
 )
 
 func main() {
@@ -36,8 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no command given")
 	}
 	switch args[0] {
-	case launchArg:
-		return execLaunched(args[1:])
+	case launch.Arg:
+		return launch.Exec(args[1:])
 	case "record":
 		return runRecord(ctx, args[1:], stdout, stderr)
 	case "engine":

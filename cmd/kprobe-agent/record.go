@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kprobe/kprobe/bpf"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/recorder"
 )
@@ -166,7 +167,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rec, child, err := openRecorder(ctx, cfg, log, stderr)
+	rec, err := openRecorder(ctx, cfg, log, stderr)
 	if err != nil {
 		return err
 	}
@@ -178,9 +179,9 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer timer.Stop()
 	}
 	if cfg.kafka != "" {
-		return recordToKafka(ctx, cfg, log, rec, child, cancel, stderr)
+		return recordToKafka(ctx, cfg, log, rec, cancel, stderr)
 	}
-	childErr := runChild(child, cancel)
+	childErr := rec.RunCommand(cancel)
 	sink := recorder.NewJSONL(out)
 	runErr := rec.Run(ctx, sink)
 	flushErr := sink.Flush()
@@ -196,63 +197,17 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // openRecorder opens the probes; with a command, it first starts the command held, so
 // that its pid is in the filter before it runs.
-func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stderr io.Writer) (*recorder.Recorder, *launched, error) {
-	var child *launched
-	opts := cfg.bpfOptions()
-	if len(cfg.command) > 0 {
-		var err error
-		// The command's own stdout stays the terminal's; events may go to stdout too, so
-		// with --output - the command's output goes to stderr to keep jsonl clean.
-		out := io.Writer(os.Stdout)
-		if cfg.output == "-" {
-			out = stderr
-		}
-		if child, err = launch(ctx, cfg.command, out, stderr); err != nil {
-			return nil, nil, err
-		}
-		opts.PIDs = append(opts.PIDs, child.pid())
+func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stderr io.Writer) (*wire.Recording, error) {
+	// The command's own stdout stays the terminal's; events may go to stdout too, so
+	// with --output - the command's output goes to stderr to keep jsonl clean.
+	out := io.Writer(os.Stdout)
+	if cfg.output == "-" {
+		out = stderr
 	}
-	ropts := recorder.Options{Logger: log, Node: cfg.node, BPF: opts, Flight: cfg.flightOptions()}
-	if ropts.Flight != nil && child != nil {
-		ropts.Flight.PIDs = append(ropts.Flight.PIDs, child.pid())
-	}
-	if child != nil {
-		ropts.LauncherPID, ropts.LauncherComm = child.pid(), launcherComm()
-	}
-	rec, err := recorder.Open(ctx, ropts)
-	if err != nil {
-		if child != nil {
-			child.release.Close() // the held child exits without running the command
-			child.cmd.Wait()
-		}
-		return nil, nil, err
-	}
-	return rec, child, nil
-}
-
-// runChild releases the held command and ends the recording shortly after it exits.
-func runChild(child *launched, cancel context.CancelFunc) <-chan error {
-	errc := make(chan error, 1)
-	if child == nil {
-		errc <- nil
-		return errc
-	}
-	if err := child.start(); err != nil {
-		errc <- err
-		cancel()
-		return errc
-	}
-	go func() {
-		err := child.cmd.Wait()
-		// Let the last events reach the ring buffer reader before stopping.
-		time.Sleep(200 * time.Millisecond)
-		cancel()
-		if err != nil {
-			err = fmt.Errorf("recorded command: %w", err)
-		}
-		errc <- err
-	}()
-	return errc
+	return wire.OpenRecording(ctx, wire.RecordingOptions{
+		Recorder: recorder.Options{Logger: log, Node: cfg.node, BPF: cfg.bpfOptions(), Flight: cfg.flightOptions()},
+		Command:  cfg.command, Stdout: out, Stderr: stderr,
+	})
 }
 
 func printSummary(w io.Writer, s recorder.Summary) {
@@ -272,8 +227,8 @@ func printSummary(w io.Writer, s recorder.Summary) {
 		fmt.Fprintf(w, "flight recorder: calls=%d lost_calls=%d lost_chunks=%d truncated_bytes=%d restarted=%d queue_dropped=%d\n",
 			f.Calls, f.LostCalls, f.LostChunks, f.TruncatedBytes, f.Restarted, f.QueueDropped)
 	}
-	if s.Launcher > 0 {
-		fmt.Fprintf(w, "skipped %d events of the launcher before it started the command\n", s.Launcher)
+	if s.Skipped > 0 {
+		fmt.Fprintf(w, "skipped %d events of the launcher before it started the command\n", s.Skipped)
 	}
 	att := append([]bpf.Attachment(nil), s.Attachments...)
 	sort.Slice(att, func(i, j int) bool { return att[i].Hook < att[j].Hook })
@@ -282,7 +237,7 @@ func printSummary(w io.Writer, s recorder.Summary) {
 	}
 }
 
-func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *recorder.Recorder, child *launched, cancel context.CancelFunc, stderr io.Writer) error {
+func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec *wire.Recording, cancel context.CancelFunc, stderr io.Writer) error {
 	sec, err := cfg.kafkaSec.security()
 	if err != nil {
 		return err
@@ -291,7 +246,7 @@ func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec 
 	if err != nil {
 		return err
 	}
-	childErr := runChild(child, cancel)
+	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(prod, 1024, cfg.topicPrefix)
 	runErr := rec.Run(ctx, pub)
 	printSummary(stderr, rec.Summary())

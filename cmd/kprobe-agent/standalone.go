@@ -9,12 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/bus"
-	"github.com/kprobe/kprobe/pipeline/correlate"
-	"github.com/kprobe/kprobe/pipeline/engine"
-	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/recorder"
-	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // runStandalone is the embedded default: record + engine in one process, an in-process
@@ -22,16 +19,8 @@ import (
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var data string
-	var of otlpFlags
-	var cf causalFlags
-	var lateness time.Duration
-	var retention int
-	fs.StringVar(&data, "data", env("DATA", ""), "directory of the embedded stores (required)")
-	of.register(fs)
-	cf.register(fs)
-	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
-	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
+	var ef wire.EngineFlags
+	ef.Register(fs, wire.Standalone)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: kprobe-agent standalone --data DIR [record flags] [-- COMMAND ARGS...]\n\n")
 		fs.PrintDefaults()
@@ -43,8 +32,8 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		return err
 	}
-	if data == "" {
-		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
+	if err := ef.Check(); err != nil {
+		return err
 	}
 	var kafkaFlag bool
 	fs.Visit(func(f *flag.Flag) {
@@ -65,65 +54,35 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer cancel()
 	}
 
-	store, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-
-	mapping, err := cf.mapping()
-	if err != nil {
-		return err
-	}
-	causalRun, err := startCausal(ctx, log, cf, mapping, data, lateness)
-	if err != nil {
-		return err
-	}
-	defer causalRun.stop(nil)
 	mem := bus.NewMemory(1 << 14)
-	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: causalRun.wrap(store),
-		Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
+	eng, err := wire.StartEngine(ctx, ef, wire.EngineOptions{Logger: log, Source: mem, Node: wire.NodeName(cfg.node)})
 	if err != nil {
 		return err
 	}
-	ropts, err := of.options(log, nodeName(cfg.node))
-	if err != nil {
-		return err
-	}
-	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
-	stopOTLP, err := serveOTLP(ctx, ropts, eng.AddSpans)
-	if err != nil {
-		return err
-	}
-	otlpStopped := false
-	defer func() {
-		if !otlpStopped {
-			stopOTLP(nil)
-		}
-	}()
+	defer eng.Close()
 	engDone := make(chan error, 1)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
 
-	rec, child, err := openRecorder(ctx, cfg, log, stderr)
+	rec, err := openRecorder(ctx, cfg, log, stderr)
 	if err != nil {
 		mem.Close()
 		<-engDone
 		return err
 	}
 	defer rec.Close()
-	childErr := runChild(child, cancel)
+	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
 	runErr := rec.Run(ctx, pub)
 	// A recorded command's exporter flushes its last spans as it exits; give them time
 	// to arrive before the bus closes.
-	if child != nil {
-		time.Sleep(lateness / 2)
+	if rec.HasCommand() {
+		time.Sleep(ef.Lateness / 2)
 	}
 	mem.Close()
 	engErr := <-engDone
-	causalErr := causalRun.stop(stderr)
+	causalErr := eng.StopCausal(stderr)
 
 	s := rec.Summary()
 	printSummary(stderr, s)
@@ -132,10 +91,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "bus: published=%d dropped=%d\n", sent, dropped+mem.Stats().Dropped)
 	fmt.Fprintf(stderr, "engine: spans=%d events=%d written=%d joined_tid=%d joined_pid=%d unmatched=%d\n",
 		es.Spans, es.Events, es.Written, es.Correlator.JoinedTID, es.Correlator.JoinedPID, es.Correlator.Unmatched)
-	printJoins(stderr, es.Correlator, lateness)
-	otlpStopped = true
-	stopOTLP(stderr)
-	fmt.Fprintf(stderr, "event log: %s\n", eventlog.EmbeddedDir(data))
+	printJoins(stderr, es.Correlator, ef.Lateness)
+	eng.StopOTLP(stderr)
+	fmt.Fprintf(stderr, "event log: %s\n", ef.EventLog())
 
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
 	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
@@ -20,8 +21,8 @@ import (
 func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sf storeFlags
-	sf.register(fs)
+	var sf wire.Source
+	sf.RegisterStores(fs)
 	var neo4jURI, business, format, kind, id, trace string
 	ids := map[string]*string{}
 	for _, k := range []string{investigate.KindSettlement, investigate.KindPayment, investigate.KindClearingWindow, investigate.KindOrderBookOp} {
@@ -108,7 +109,7 @@ func flagName(kind string) string {
 
 // openChains opens the causal graph (the embedded one under --data, or Neo4j) and the
 // event log the chains are computed from when the graph lacks them.
-func openChains(ctx context.Context, sf storeFlags, neo4jURI string, m causal.Mapping) (investigate.Chains, func(), error) {
+func openChains(ctx context.Context, sf wire.Source, neo4jURI string, m causal.Mapping) (investigate.Chains, func(), error) {
 	c := investigate.Chains{Mapping: m}
 	var closers []func() error
 	closeAll := func() {
@@ -125,9 +126,9 @@ func openChains(ctx context.Context, sf storeFlags, neo4jURI string, m causal.Ma
 			return c, nil, err
 		}
 		c.Graph, closers = st, append(closers, st.Close)
-	case sf.data != "":
-		if _, err := os.Stat(embedded.Dir(sf.data)); err == nil {
-			st, err := embedded.Open(ctx, embedded.Dir(sf.data), embedded.Options{ReadOnly: true})
+	case sf.Data != "":
+		if _, err := os.Stat(embedded.Dir(sf.Data)); err == nil {
+			st, err := embedded.Open(ctx, embedded.Dir(sf.Data), embedded.Options{ReadOnly: true})
 			if err != nil {
 				return c, nil, err
 			}
@@ -157,4 +158,4 @@ type chainLogCloser interface {
 
 // openChainLog opens the event log for on-demand chains. The event log cannot read spans
 // back yet (it is being restructured), so for now chains come from the causal graph only.
-func openChainLog(ctx context.Context, sf storeFlags) (chainLogCloser, error) { return nil, nil }
+func openChainLog(ctx context.Context, sf wire.Source) (chainLogCloser, error) { return nil, nil }

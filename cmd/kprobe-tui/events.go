@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
@@ -16,8 +17,8 @@ import (
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sf storeFlags
-	sf.register(fs)
+	var src wire.Source
+	src.Register(fs)
 	var (
 		pid, tid                uint
 		node, from, to, format  string
@@ -75,7 +76,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if q.PID == 0 && q.TID == 0 && q.Ref == (investigate.Ref{}) && q.SpanID == "" && q.From == 0 && q.To == 0 {
 		return fmt.Errorf("no selection: give at least one of --pid, --trace, --settlement, --payment, --from/--to")
 	}
-	svc, err := sf.open(ctx)
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}

@@ -38,8 +38,9 @@ commands:
   replay       run a program in place of a recorded process, served from the recording
   import       load a recorded incident (testdata/demo/*.kpds) into --data
 
-Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
---clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR).
+Data: --data DIR (the embedded default that 'kprobe-agent standalone' writes),
+--clickhouse ADDR (a ClickHouse server; env KPROBE_CLICKHOUSE_ADDR) or --api HOST:PORT
+(a kprobe API; env KPROBE_API).
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/replay"
 )
@@ -50,15 +50,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, replayUsage, "\nflags:\n"); fs.PrintDefaults() }
 	var (
-		sf                  storeFlags
-		api                 apiflag.Client
+		src                 wire.Source
 		node, from, to      string
 		onDivergence, trace string
 		pid                 uint
 		tweaks              tweakFlags
 	)
-	sf.register(fs)
-	api.Register(fs)
+	src.Register(fs)
 	fs.UintVar(&pid, "pid", 0, "the recorded process to replay")
 	fs.StringVar(&node, "node", "", "the node it was recorded on (default: any)")
 	fs.StringVar(&from, "from", "", "start of the recorded window, inclusive (RFC 3339 or ns since epoch)")
@@ -77,7 +75,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return replayFailed(stderr, err)
 	}
-	log, closeLog, err := openReplayLog(ctx, sf, api)
+	log, closeLog, err := openReplayLog(ctx, src)
 	if err != nil {
 		return replayFailed(stderr, err)
 	}
@@ -153,27 +151,10 @@ func replayOptions(pid uint, node, from, to, onDivergence string, tweaks []strin
 	return o, nil
 }
 
-// openReplayLog reads the recording through the use-case layer when an API serves it,
-// and from the event log directly otherwise.
-func openReplayLog(ctx context.Context, sf storeFlags, api apiflag.Client) (replay.Log, func(), error) {
-	given := 0
-	for _, v := range []string{sf.data, sf.clickhouse, api.Addr} {
-		if v != "" {
-			given++
-		}
-	}
-	if given > 1 {
-		return nil, nil, fmt.Errorf("give one of --data, --clickhouse or --api")
-	}
-	if api.Set() || sf.data != "" {
-		src := sourceFlags{data: sf.data, api: api}
-		if svc, err := src.open(ctx); err == nil {
-			return investigate.ReplayLog(svc), func() { svc.Close() }, nil
-		} else if api.Set() {
-			return nil, nil, err
-		}
-	}
-	svc, err := sf.open(ctx)
+// openReplayLog reads the recording through the use cases: from the stores, or through
+// an API that serves them.
+func openReplayLog(ctx context.Context, src wire.Source) (replay.Log, func(), error) {
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

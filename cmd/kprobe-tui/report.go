@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui/common"
 )
@@ -16,8 +17,8 @@ import (
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var src sourceFlags
-	src.register(fs)
+	var src wire.Source
+	src.Register(fs)
 	var settlement, payment, output string
 	var rows int
 	fs.StringVar(&settlement, "settlement", "", "settlement ID")
@@ -41,12 +42,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	default:
 		return fmt.Errorf("which report? give --settlement ID or --payment ID")
 	}
-	svc, err := src.open(ctx)
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer svc.Close()
-	r, err := investigate.BuildReport(ctx, svc, ref, investigate.ReportOptions{Source: src.flags(), EvidenceRows: rows})
+	r, err := investigate.BuildReport(ctx, svc, ref, investigate.ReportOptions{Source: src.Flags(), EvidenceRows: rows})
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -15,8 +16,8 @@ import (
 func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("settlements", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sf storeFlags
-	sf.register(fs)
+	var src wire.Source
+	src.Register(fs)
 	var top, events int
 	var from, to string
 	var failed bool
@@ -42,7 +43,7 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 	if q.To, err = parseTime("to", to); err != nil {
 		return err
 	}
-	svc, err := sf.open(ctx)
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func TestCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"events", "--pid", "1"}, "no store given: use --data DIR or --clickhouse ADDR"},
+		{[]string{"events", "--pid", "1"}, "no data given: use --data DIR (the embedded default), --clickhouse ADDR or --api HOST:PORT"},
 		{[]string{"events", "--data", missing, "--pid", "1"}, "no event log under " + missing + ": record one with 'kprobe-agent standalone"},
 		{[]string{"events", "--data", "x", "--clickhouse", "y:1", "--pid", "1"}, "either --data or --clickhouse"},
 		{[]string{"events", "--data", "x"}, "no selection"},

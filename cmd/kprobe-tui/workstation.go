@@ -13,62 +13,17 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 
-	"github.com/kprobe/kprobe/cmd/internal/apiflag"
-	"github.com/kprobe/kprobe/cmd/internal/datadir"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui"
 )
-
-// sourceFlags say where the workstation and `report` read from: the embedded default
-// under --data, or a kprobe API (--api and its TLS and token flags).
-type sourceFlags struct {
-	data string
-	api  apiflag.Client
-}
-
-func (s *sourceFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
-	s.api.Register(fs)
-}
-
-// flags is how the source was given, for the report's commands that reproduce a view.
-func (s *sourceFlags) flags() string {
-	if s.api.Set() {
-		return "--api " + s.api.Addr
-	}
-	return "--data " + s.data
-}
-
-// open returns the use-case layer over the chosen source.
-func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
-	switch {
-	case s.data != "" && s.api.Set():
-		return nil, fmt.Errorf("give either --data or --api, not both")
-	case s.api.Set():
-		return s.api.Dial(ctx)
-	case s.data != "":
-		// Through the recorder's API socket while one holds the directory, else the
-		// stores under it, opened per call (datadir decides each time).
-		data := s.data
-		return datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
-			return openLocal(ctx, data)
-		}})
-	}
-	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default) or --api HOST:PORT")
-}
-
-// openLocal is the use-case layer over the stores under --data.
-func openLocal(ctx context.Context, data string) (investigate.Service, error) {
-	sf := storeFlags{data: data}
-	return sf.open(ctx)
-}
 
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).
 func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kprobe-tui", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var src sourceFlags
-	src.register(fs)
+	var src wire.Source
+	src.Register(fs)
 	var settlement, payment, exportDir, debugLog, replayProgram string
 	var refresh time.Duration
 	fs.StringVar(&settlement, "settlement", "", "open on this settlement's causal chain")
@@ -104,7 +59,7 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 		defer f.Close()
 		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	svc, err := src.open(ctx)
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -113,7 +68,7 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 	if _, err := svc.Subjects(ctx, investigate.SubjectQuery{Limit: 1}); err != nil {
 		return err
 	}
-	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh,
+	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.Flags(), Logger: logger, Refresh: refresh,
 		ReplayProgram: replayProgram}
 	if refresh == 0 {
 		opts.Refresh = -1

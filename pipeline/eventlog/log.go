@@ -122,6 +122,17 @@ type SpanGroupQuery struct {
 	Limit      int // 0: every group
 }
 
+// SpanQuery selects spans. Zero fields match anything.
+type SpanQuery struct {
+	TraceID string
+	// AttrKey with AttrValue matches spans whose Attrs[AttrKey] == AttrValue; AttrKey
+	// alone, spans that carry the key.
+	AttrKey, AttrValue string
+	// From and To bound the spans' start (From inclusive, To exclusive; 0 is open).
+	From, To int64
+	Limit    int // the earliest; 0: every span
+}
+
 func (l *Log) exec(ctx context.Context, sql string) error { return l.be.exec(ctx, sql) }
 
 // queryRows runs st and decodes its rows with t.
@@ -242,6 +253,15 @@ func (l *Log) EventTotals(ctx context.Context, q Query) ([]TypeTotal, error) {
 	out, err := queryRows(ctx, l, typeTotals, l.b.totals(q))
 	if err != nil {
 		return nil, fmt.Errorf("adding up events: %w", err)
+	}
+	return out, nil
+}
+
+// Spans returns the spans matching q, by start time (then trace and span ID).
+func (l *Log) Spans(ctx context.Context, q SpanQuery) ([]span.Span, error) {
+	out, err := queryRows(ctx, l, spans, l.b.spans(q))
+	if err != nil {
+		return nil, fmt.Errorf("querying spans: %w", err)
 	}
 	return out, nil
 }

@@ -73,6 +73,45 @@ func testSpanGroups(t *testing.T, open openFunc) {
 		if got, err := s.SpanGroups(ctx, SpanGroupQuery{Key: h, Value: h}); err != nil || len(got) != 0 {
 			t.Errorf("hostile key %q: %v, %v", h, got, err)
 		}
+		if got, err := s.Spans(ctx, SpanQuery{TraceID: h, AttrKey: h, AttrValue: h}); err != nil || len(got) != 0 {
+			t.Errorf("hostile span query %q: %v, %v", h, got, err)
+		}
+	}
+
+	// Spans themselves, read back whole.
+	byID := map[string]span.Span{}
+	for _, sp := range spans {
+		byID[sp.SpanID] = sp
+	}
+	pick := func(ids ...string) []span.Span {
+		var out []span.Span
+		for _, id := range ids {
+			out = append(out, byID[id])
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    SpanQuery
+		want []span.Span
+	}{
+		{"all, by start", SpanQuery{}, pick("c", "a", "d", "e", "b")},
+		{"trace", SpanQuery{TraceID: "t1"}, pick("a", "b")},
+		{"attribute value", SpanQuery{AttrKey: "settlement.id", AttrValue: "4821"}, pick("a", "b")},
+		{"attribute key", SpanQuery{AttrKey: "payment.id"}, pick("e", "b")},
+		{"window", SpanQuery{From: t0, To: t0 + 10*ms}, pick("a", "d", "e")},
+		{"limit", SpanQuery{Limit: 2}, pick("c", "a")},
+		{"none", SpanQuery{TraceID: "t9"}, nil},
+	} {
+		t.Run("Spans/"+tc.name, func(t *testing.T) {
+			got, err := s.Spans(ctx, tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Spans(%+v) (-want +got):\n%s", tc.q, diff)
+			}
+		})
 	}
 }
 

@@ -26,11 +26,12 @@ type Options struct {
 	Logger *slog.Logger
 	Node   string // defaults to the host name
 	BPF    bpf.Options
-	// Launcher names a process that runs as a launcher (comm LauncherComm) until it execs
-	// the recorded command: its events before the exec are the launcher's, not the
-	// command's, and are skipped (and counted).
-	LauncherPID  uint32
-	LauncherComm string
+	// Skip, when set, leaves out (and counts, Summary.Skipped) the events its
+	// predicates report: a process's own activity that is not the recorded program's,
+	// like a launcher's before it execs the program (launch.Held.Skip). It is called once
+	// per event stream (the probes, the flight recorder); each predicate sees its
+	// stream's events in order, from one goroutine.
+	Skip func() func(pid uint32, comm string) bool
 	// Flight, when set, also runs the flight recorder (every syscall replay needs, with
 	// the bytes read) on the processes it selects; its events are TypeSyscall.
 	Flight *bpf.FlightOptions
@@ -45,10 +46,8 @@ type Recorder struct {
 	counts     [event.NumTypes]atomic.Uint64
 	sinkErrors atomic.Uint64
 
-	launcherPID  uint32
-	launcherComm string
-	execSeen     bool
-	launcher     atomic.Uint64
+	skip    func() func(pid uint32, comm string) bool
+	skipped atomic.Uint64
 }
 
 // Open loads and attaches the probes.
@@ -69,7 +68,7 @@ func Open(ctx context.Context, opts Options) (*Recorder, error) {
 		return nil, err
 	}
 	r := &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p,
-		launcherPID: opts.LauncherPID, launcherComm: opts.LauncherComm}
+		skip: opts.Skip}
 	if opts.Flight != nil {
 		fo := *opts.Flight
 		fo.Logger = opts.Logger
@@ -107,6 +106,7 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 	}
 	clock := r.probes.Clock()
 	probes := r.probes.Batches()
+	skipProbe, skipFlight := r.skipper(), r.skipper()
 	var buf []event.Event
 	write := func() {
 		if err := sink.Write(ctx, buf); err != nil {
@@ -125,7 +125,7 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 			}
 			buf = buf[:0]
 			for i := range batch {
-				if r.fromLauncher(&batch[i]) {
+				if skipProbe(batch[i].PID, batch[i].Comm) {
 					continue
 				}
 				buf = append(buf, event.Event{})
@@ -141,7 +141,7 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 			}
 			buf = buf[:0]
 			for i := range calls {
-				if r.launcherCall(&calls[i]) {
+				if skipFlight(calls[i].PID, calls[i].Comm) {
 					continue
 				}
 				buf = append(buf, event.Event{})
@@ -158,29 +158,19 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 	return err
 }
 
-// launcherCall reports a flight-recorder call of the launcher before it exec'd the
-// command (its comm is still the launcher's).
-func (r *Recorder) launcherCall(c *bpf.FlightCall) bool {
-	if r.launcherPID == 0 || c.PID != r.launcherPID || c.Comm != r.launcherComm {
+// skipper is one stream's skip predicate, counting what it skips.
+func (r *Recorder) skipper() func(pid uint32, comm string) bool {
+	if r.skip == nil {
+		return func(uint32, string) bool { return false }
+	}
+	skip := r.skip()
+	return func(pid uint32, comm string) bool {
+		if skip(pid, comm) {
+			r.skipped.Add(1)
+			return true
+		}
 		return false
 	}
-	r.launcher.Add(1)
-	return true
-}
-
-// fromLauncher reports whether a sample is the launcher's, before it exec'd the command.
-// Samples are in reservation order, so the first one of that pid under another comm marks
-// the exec.
-func (r *Recorder) fromLauncher(e *bpf.Event) bool {
-	if r.launcherPID == 0 || r.execSeen || e.PID != r.launcherPID {
-		return false
-	}
-	if e.Comm != r.launcherComm {
-		r.execSeen = true
-		return false
-	}
-	r.launcher.Add(1)
-	return true
 }
 
 // Close detaches the probes (and the flight recorder).
@@ -198,7 +188,7 @@ type Summary struct {
 	KernelLost   uint64
 	QueueDropped uint64
 	SinkErrors   uint64
-	Launcher     uint64 // events of the launcher before it exec'd the command, skipped
+	Skipped      uint64 // events left out by Options.Skip
 	Restarted    uint64 // interrupted read/write attempts the kernel restarted, not recorded
 	Attachments  []bpf.Attachment
 	Flight       *bpf.FlightStats // with the flight recorder
@@ -212,7 +202,7 @@ func (r *Recorder) Summary() Summary {
 		KernelLost:   st.KernelLost,
 		QueueDropped: st.QueueDropped,
 		SinkErrors:   r.sinkErrors.Load(),
-		Launcher:     r.launcher.Load(),
+		Skipped:      r.skipped.Load(),
 		Restarted:    st.Restarted,
 		Attachments:  r.probes.Attachments(),
 	}

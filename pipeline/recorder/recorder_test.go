@@ -95,24 +95,28 @@ func TestPublishGroupsByTopicAndProcess(t *testing.T) {
 	}
 }
 
-func TestFromLauncherSkipsUntilExec(t *testing.T) {
-	r := &Recorder{launcherPID: 7, launcherComm: "kprobe-agent"}
-	steps := []struct {
-		e    bpf.Event
-		skip bool
-	}{
-		{bpf.Event{PID: 8, Comm: "kprobe-agent"}, false}, // another process
-		{bpf.Event{PID: 7, Comm: "kprobe-agent"}, true},  // the launcher, before exec
-		{bpf.Event{PID: 7, Comm: "dd"}, false},           // the exec'd command
-		{bpf.Event{PID: 7, Comm: "kprobe-agent"}, false}, // after exec: the command's, whatever its name
+// TestSkipper: each stream gets its own predicate, and what they skip is counted.
+func TestSkipper(t *testing.T) {
+	made := 0
+	r := &Recorder{skip: func() func(uint32, string) bool {
+		made++
+		return func(pid uint32, _ string) bool { return pid == 7 }
+	}}
+	probes, flight := r.skipper(), r.skipper()
+	if made != 2 {
+		t.Errorf("made %d predicates for two streams, want 2", made)
 	}
-	for i, s := range steps {
-		if got := r.fromLauncher(&s.e); got != s.skip {
-			t.Errorf("step %d (%+v): skipped = %v, want %v", i, s.e, got, s.skip)
-		}
+	for _, pid := range []uint32{7, 8, 7} {
+		probes(pid, "x")
 	}
-	if r.launcher.Load() != 1 {
-		t.Errorf("counted %d launcher events, want 1", r.launcher.Load())
+	if !flight(7, "x") || flight(9, "x") {
+		t.Error("the flight stream's predicate does not skip pid 7 only")
+	}
+	if got := r.skipped.Load(); got != 3 {
+		t.Errorf("Skipped = %d, want 3", got)
+	}
+	if (&Recorder{}).skipper()(7, "x") {
+		t.Error("a recorder without Skip skipped an event")
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"context"
@@ -21,23 +21,24 @@ import (
 // that what the event log took is handed on (causal.Sink), and the causal engine draws
 // each business object's chain into a graph store once its events are in.
 
-// causalFlags select the graph store and the business mapping.
-type causalFlags struct {
-	neo4jURI string
-	business string
-	off      bool
-	retain   time.Duration
+// CausalFlags select the graph store and the business mapping.
+type CausalFlags struct {
+	Neo4jURI string
+	Business string
+	Off      bool
+	Retain   time.Duration
 }
 
-func (f *causalFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.neo4jURI, "neo4j", env("NEO4J_URI", ""), "draw causal chains into this Neo4j (bolt://host:7687, bolt+s://...; user and password from KPROBE_NEO4J_USER, KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE) instead of the embedded graph under --data")
-	fs.StringVar(&f.business, "business", env("BUSINESS", ""), "business mapping file (TOML): which spans are settlements, payments, ... (default: the built-in mapping)")
-	fs.BoolVar(&f.off, "no-causal", false, "do not draw causal chains as events arrive (kprobe-tui chain then computes them from the event log)")
-	fs.DurationVar(&f.retain, "causal-retain", envDuration("CAUSAL_RETAIN", time.Minute), "event history the causal engine keeps: the longest business object it draws as it happens")
+// Register adds --neo4j, --business, --no-causal and --causal-retain.
+func (f *CausalFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Neo4jURI, "neo4j", Env("NEO4J_URI", ""), "draw causal chains into this Neo4j (bolt://host:7687, bolt+s://...; user and password from KPROBE_NEO4J_USER, KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE) instead of the embedded graph under --data")
+	fs.StringVar(&f.Business, "business", Env("BUSINESS", ""), "business mapping file (TOML): which spans are settlements, payments, ... (default: the built-in mapping)")
+	fs.BoolVar(&f.Off, "no-causal", false, "do not draw causal chains as events arrive (kprobe-tui chain then computes them from the event log)")
+	fs.DurationVar(&f.Retain, "causal-retain", EnvDuration("CAUSAL_RETAIN", time.Minute), "event history the causal engine keeps: the longest business object it draws as it happens")
 }
 
 // mapping loads the business mapping (the default when no file is given).
-func (f *causalFlags) mapping() (causal.Mapping, error) { return causal.LoadMapping(f.business) }
+func (f *CausalFlags) mapping() (causal.Mapping, error) { return causal.LoadMapping(f.Business) }
 
 // causalRun is a running causal engine and its graph store.
 type causalRun struct {
@@ -51,22 +52,22 @@ type causalRun struct {
 
 // startCausal opens the graph store (Neo4j when given, else the embedded graph under
 // data) and starts the engine; nil when turned off or when there is nowhere to draw.
-func startCausal(ctx context.Context, log *slog.Logger, f causalFlags, m causal.Mapping, data string, lateness time.Duration) (*causalRun, error) {
-	if f.off {
+func startCausal(ctx context.Context, log *slog.Logger, f CausalFlags, m causal.Mapping, data string, lateness time.Duration) (*causalRun, error) {
+	if f.Off {
 		return nil, nil
 	}
 	var w causal.Writer
 	var closer interface{ Close() error }
 	var where string
 	switch {
-	case f.neo4jURI != "":
+	case f.Neo4jURI != "":
 		opts := neo4j.EnvOptions(os.Getenv)
-		opts.URI, opts.Logger = f.neo4jURI, log
+		opts.URI, opts.Logger = f.Neo4jURI, log
 		st, err := neo4j.Open(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
-		w, closer, where = st, st, "neo4j "+f.neo4jURI
+		w, closer, where = st, st, "neo4j "+f.Neo4jURI
 	case data != "":
 		st, err := embedded.Open(ctx, embedded.Dir(data), embedded.Options{Logger: log})
 		if err != nil {
@@ -77,7 +78,7 @@ func startCausal(ctx context.Context, log *slog.Logger, f causalFlags, m causal.
 		log.Info("no graph store (--neo4j or --data): causal chains are computed on demand")
 		return nil, nil
 	}
-	eng, err := causal.NewEngine(causal.EngineOptions{Logger: log, Writer: w, Mapping: m, Lateness: lateness, Retain: f.retain})
+	eng, err := causal.NewEngine(causal.EngineOptions{Logger: log, Writer: w, Mapping: m, Lateness: lateness, Retain: f.Retain})
 	if err != nil {
 		closer.Close()
 		return nil, fmt.Errorf("--causal-retain: %w", err)

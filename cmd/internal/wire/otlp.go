@@ -1,4 +1,4 @@
-package main
+package wire
 
 import (
 	"context"
@@ -13,26 +13,27 @@ import (
 	"github.com/kprobe/kprobe/pipeline/otlp"
 )
 
-// otlpFlags are the OTLP receiver's flags, shared by standalone and engine.
-type otlpFlags struct {
-	grpcAddr, httpAddr string
-	allowServices      listFlag
-	allowPeers         listFlag
+// OTLPFlags are the OTLP receiver's flags.
+type OTLPFlags struct {
+	GRPCAddr, HTTPAddr string
+	AllowServices      List
+	AllowPeers         List
 }
 
-func (f *otlpFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.grpcAddr, "otlp-grpc", env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
-	fs.StringVar(&f.httpAddr, "otlp-http", env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
-	fs.Var(&f.allowServices, "otlp-allow-service", "accept spans only of this service.name (repeatable; default: any)")
-	fs.Var(&f.allowPeers, "otlp-allow-peer", "accept spans only from senders in this address or CIDR (repeatable; default: any)")
+// Register adds --otlp-grpc, --otlp-http, --otlp-allow-service and --otlp-allow-peer.
+func (f *OTLPFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.GRPCAddr, "otlp-grpc", Env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.StringVar(&f.HTTPAddr, "otlp-http", Env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.Var(&f.AllowServices, "otlp-allow-service", "accept spans only of this service.name (repeatable; default: any)")
+	fs.Var(&f.AllowPeers, "otlp-allow-peer", "accept spans only from senders in this address or CIDR (repeatable; default: any)")
 }
 
 // options resolves the flags into receiver options; node names this node for spans sent
 // from it without host.name.
-func (f *otlpFlags) options(log *slog.Logger, node string) (otlp.ReceiverOptions, error) {
-	o := otlp.ReceiverOptions{Logger: log, GRPCAddr: f.grpcAddr, HTTPAddr: f.httpAddr, Node: node,
-		AllowServices: f.allowServices}
-	for _, p := range f.allowPeers {
+func (f *OTLPFlags) options(log *slog.Logger, node string) (otlp.ReceiverOptions, error) {
+	o := otlp.ReceiverOptions{Logger: log, GRPCAddr: f.GRPCAddr, HTTPAddr: f.HTTPAddr, Node: node,
+		AllowServices: f.AllowServices}
+	for _, p := range f.AllowPeers {
 		if !strings.Contains(p, "/") {
 			a, err := netip.ParseAddr(p)
 			if err != nil {
@@ -50,8 +51,8 @@ func (f *otlpFlags) options(log *slog.Logger, node string) (otlp.ReceiverOptions
 	return o, nil
 }
 
-// nodeName is the recorder's default node name: the host name.
-func nodeName(flagValue string) string {
+// NodeName is the node's name: the flag's value, or else the host name.
+func NodeName(flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}

@@ -1,0 +1,166 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/correlate"
+	"github.com/kprobe/kprobe/pipeline/engine"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/span"
+)
+
+// Shape is how an engine runs: in one process with the recorder on the embedded stores,
+// or in a cluster behind Kafka.
+type Shape int
+
+const (
+	Standalone Shape = iota // record + engine, embedded stores under --data
+	Cluster                 // engine alone; the event log embedded or on a ClickHouse server
+)
+
+// EngineFlags are the flags of an engine's side, the same for both shapes: where the
+// stores are, how late data may arrive, the OTLP receiver and the causal engine.
+type EngineFlags struct {
+	Data          string
+	ClickHouse    string // Cluster only
+	RetentionDays int
+	Lateness      time.Duration
+	OTLP          OTLPFlags
+	Causal        CausalFlags
+	shape         Shape
+}
+
+// Register adds the flags of shape to fs.
+func (f *EngineFlags) Register(fs *flag.FlagSet, shape Shape) {
+	f.shape = shape
+	if shape == Standalone {
+		fs.StringVar(&f.Data, "data", Env("DATA", ""), "directory of the embedded stores (required)")
+	} else {
+		fs.StringVar(&f.ClickHouse, "clickhouse", Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
+		fs.StringVar(&f.Data, "data", Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
+	}
+	f.OTLP.Register(fs)
+	f.Causal.Register(fs)
+	fs.DurationVar(&f.Lateness, "lateness", EnvDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
+	fs.IntVar(&f.RetentionDays, "retention-days", 0, "drop events older than this many days (0: keep)")
+}
+
+// Check says what is missing or contradictory, in one line.
+func (f *EngineFlags) Check() error {
+	switch {
+	case f.shape == Standalone && f.Data == "":
+		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
+	case f.shape == Cluster && (f.ClickHouse == "") == (f.Data == ""):
+		return fmt.Errorf("give exactly one of --clickhouse ADDR or --data DIR for the event log")
+	}
+	return nil
+}
+
+// EventLog is where the event log is, as the summary names it.
+func (f *EngineFlags) EventLog() string {
+	if f.ClickHouse != "" {
+		return "clickhouse " + f.ClickHouse
+	}
+	return eventlog.EmbeddedDir(f.Data)
+}
+
+// EngineOptions is what an engine runs on besides its flags.
+type EngineOptions struct {
+	Logger *slog.Logger
+	Source bus.Source    // the in-process bus, or Kafka
+	Out    bus.Publisher // kernel.enriched and dead letters (Kafka); nil for none
+	// SpansTopic and TopicPrefix are the engine's topics on Kafka.
+	SpansTopic, TopicPrefix string
+	// Node names this node, for spans sent from it without host.name.
+	Node string
+}
+
+// Engine is an engine put together with its stores and span receiver: the event log,
+// the causal engine drawing into the graph store (beside the event-log write), and the
+// OTLP receiver feeding spans in. Run it with Engine.Run; stop the parts in the order the
+// command reports them, then Close.
+type Engine struct {
+	*engine.Engine
+	Log *eventlog.Log
+
+	causal   *causalRun
+	stopOTLP func(io.Writer)
+}
+
+// StartEngine opens the stores, builds the engine and starts the OTLP receiver (which
+// then outlives ctx until StopOTLP, so spans sent while the engine drains still arrive).
+func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine, err error) {
+	if err := f.Check(); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	lo := eventlog.Options{Logger: log, RetentionDays: f.RetentionDays}
+	if f.ClickHouse != "" {
+		e.Log, err = eventlog.OpenServer(ctx, f.ClickHouse, lo)
+	} else {
+		e.Log, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(f.Data), lo)
+	}
+	if err != nil {
+		return nil, err
+	}
+	mapping, err := f.Causal.mapping()
+	if err != nil {
+		return nil, err
+	}
+	if e.causal, err = startCausal(ctx, log, f.Causal, mapping, f.Data, f.Lateness); err != nil {
+		return nil, err
+	}
+	e.Engine, err = engine.New(engine.Options{Logger: log, Source: o.Source, Store: e.causal.wrap(e.Log), Out: o.Out,
+		SpansTopic: o.SpansTopic, TopicPrefix: o.TopicPrefix,
+		Correlate: correlate.Options{Lateness: f.Lateness, BusinessPrefixes: mapping.Prefixes()}})
+	if err != nil {
+		return nil, err
+	}
+	ropts, err := f.OTLP.options(log, o.Node)
+	if err != nil {
+		return nil, err
+	}
+	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
+	if e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// StopOTLP stops the span receiver and prints its summary line to w (when not nil).
+func (e *Engine) StopOTLP(w io.Writer) {
+	if e.stopOTLP != nil {
+		e.stopOTLP(w)
+		e.stopOTLP = nil
+	}
+}
+
+// StopCausal draws what is pending, closes the graph store and prints the causal
+// engine's summary line to w (when not nil).
+func (e *Engine) StopCausal(w io.Writer) error { return e.causal.stop(w) }
+
+// Close stops what is still running, silently, and closes the event log.
+func (e *Engine) Close() error {
+	e.StopOTLP(nil)
+	err := e.StopCausal(nil)
+	if e.Log != nil {
+		err = errors.Join(err, e.Log.Close())
+	}
+	return err
+}
