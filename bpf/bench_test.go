@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
 // drainer runs the Probes and counts delivered events without keeping them.
@@ -128,9 +130,9 @@ func BenchmarkDrain(b *testing.B) {
 	var events, lost, dropped uint64
 	for b.Loop() {
 		b.StopTimer()
-		w := startWorkload(b, "writes", strconv.Itoa(perOp))
-		r := openProbes(b, Options{PIDs: []uint32{w.info.PID}, RingBytes: 64 << 20, QueueLen: 4096})
-		w.run(b)
+		w := bpftest.Start(b, "writes", strconv.Itoa(perOp))
+		r := openProbes(b, Options{PIDs: []uint32{w.Info.PID}, RingBytes: 64 << 20, QueueLen: 4096})
+		w.Run(b)
 		b.StartTimer()
 		start := time.Now()
 		d := startDrainer(r)
@@ -164,13 +166,13 @@ func BenchmarkRecorderCPU(b *testing.B) {
 			var cpu, wall time.Duration
 			var events, lost uint64
 			for b.Loop() {
-				w := startWorkload(b, "rate", strconv.Itoa(rate), strconv.FormatFloat(window.Seconds(), 'f', -1, 64))
-				r := openProbes(b, Options{PIDs: []uint32{w.info.PID}})
+				w := bpftest.Start(b, "rate", strconv.Itoa(rate), strconv.FormatFloat(window.Seconds(), 'f', -1, 64))
+				r := openProbes(b, Options{PIDs: []uint32{w.Info.PID}})
 				d := startDrainer(r)
 				// Measure the steady state, not the garbage Open leaves behind.
 				runtime.GC()
 				c0, t0 := selfCPU(b), time.Now()
-				w.run(b)
+				w.Run(b)
 				for d.writes.Load() < uint64(float64(rate)*window.Seconds()) && time.Since(t0) < window+5*time.Second {
 					time.Sleep(time.Millisecond)
 				}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"testing"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
 // TestKernelLost fills a one-page ring buffer while nobody reads it: the
@@ -12,9 +14,9 @@ import (
 func TestKernelLost(t *testing.T) {
 	needKernel(t)
 	const k = 5000
-	w := startWorkload(t, "writes", "5000")
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, RingBytes: os.Getpagesize()})
-	w.run(t) // Run not started: the ring fills up
+	w := bpftest.Start(t, "writes", "5000")
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}, RingBytes: os.Getpagesize()})
+	w.Run(t) // Run not started: the ring fills up
 	s := startSession(r)
 	evs := s.stop(t)
 
@@ -57,12 +59,12 @@ func TestKernelLost(t *testing.T) {
 func TestQueueDropped(t *testing.T) {
 	needKernel(t)
 	const k = 5000
-	w := startWorkload(t, "writes", "5000")
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, QueueLen: 1})
+	w := bpftest.Start(t, "writes", "5000")
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}, QueueLen: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	w.run(t)
+	w.Run(t)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
