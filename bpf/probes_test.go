@@ -180,6 +180,10 @@ func TestProbesWorkload(t *testing.T) {
 		if want := uint64(wlSleeps) * (wlSleepMs - 1) * uint64(time.Millisecond); offCPU < want {
 			t.Errorf("off-CPU time %v in %d sched events, want at least %v (%d sleeps of %d ms)",
 				time.Duration(offCPU), len(byType[EventSchedSwitch]), time.Duration(want), wlSleeps, wlSleepMs)
+			for _, e := range byType[EventSchedSwitch] {
+				t.Logf("at %d: off CPU %v, preempted %v, waker %d/%d (kernel %v), next %s",
+					e.KtimeNs, time.Duration(e.DurNs), e.Preempted, e.WakerPID, e.WakerTID, e.KernelWakeup, e.NextComm)
+			}
 		}
 	})
 

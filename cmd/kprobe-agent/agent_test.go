@@ -184,6 +184,8 @@ func TestRecordFlagErrors(t *testing.T) {
 		{[]string{"record", "--duration", "-1s"}, "must not be negative"},
 		{[]string{"record", "--payload-bytes", "100000"}, "--payload-bytes 100000"},
 		{[]string{"record", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"record", "--ring-mib", "24"}, "--ring-mib 24: must be a power of two"},
+		{[]string{"record", "--buffer-mib", "0"}, "--buffer-mib 0: must be at least 1"},
 		{[]string{"record", "--output", "x", "--kafka", "y:1"}, "--output or --kafka, not both"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"standalone"}, "--data DIR is required"},
