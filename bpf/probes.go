@@ -70,7 +70,7 @@ type Probes struct {
 	attachments []Attachment
 	clock       *Clock
 	stopClock   context.CancelFunc
-	raw         chan chunk    // read, not yet decoded (run.go)
+	raw         chan rawChunk // read, not yet decoded (run.go)
 	freeRaw     chan []byte   // chunks the decoder is done with
 	closing     chan struct{} // closed by Close: the decoder stops waiting for the consumer
 	batches     chan []Event
@@ -144,7 +144,7 @@ func open(ctx context.Context, opts Options, prober prober) (_ *Probes, err erro
 	p := &Probes{
 		log:     log,
 		clock:   NewClock(),
-		raw:     make(chan chunk, max(opts.BufferBytes/chunkBytes, 1)),
+		raw:     make(chan rawChunk, max(opts.BufferBytes/chunkBytes, 1)),
 		freeRaw: make(chan []byte, freeChunks),
 		closing: make(chan struct{}),
 		batches: make(chan []Event, opts.QueueLen),

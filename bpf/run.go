@@ -28,8 +28,8 @@ const (
 	frameHdr   = 4       // a sample's length, before it in a chunk
 )
 
-// chunk is raw samples, each after its length.
-type chunk struct {
+// rawChunk is raw samples, each after its length.
+type rawChunk struct {
 	buf    []byte
 	events uint64
 }
@@ -67,7 +67,7 @@ func (p *Probes) read(ctx context.Context) error {
 
 	var (
 		rec    ringbuf.Record
-		cur    = chunk{buf: p.getChunk()}
+		cur    = rawChunk{buf: p.getChunk()}
 		counts [numEventTypes]uint64
 	)
 	push := func() {
@@ -82,11 +82,11 @@ func (p *Probes) read(ctx context.Context) error {
 		}
 		select {
 		case p.raw <- cur:
-			cur = chunk{buf: p.getChunk()}
+			cur = rawChunk{buf: p.getChunk()}
 		default:
 			p.queueDropped.Add(cur.events)
 			p.droppedBatch.Add(1)
-			cur = chunk{buf: cur.buf[:0]}
+			cur = rawChunk{buf: cur.buf[:0]}
 		}
 	}
 

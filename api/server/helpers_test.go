@@ -14,7 +14,7 @@ import (
 
 // serve starts a server for opts on lc (127.0.0.1:0 when lc.Addr is empty) and stops it
 // when the test ends.
-func serve(t *testing.T, opts server.Options, lc server.ListenConfig) *server.Listener {
+func serve(t testing.TB, opts server.Options, lc server.ListenConfig) *server.Listener {
 	t.Helper()
 	if lc.Addr == "" {
 		lc.Addr = "127.0.0.1:0"
@@ -48,7 +48,7 @@ func serve(t *testing.T, opts server.Options, lc server.ListenConfig) *server.Li
 	return ln
 }
 
-func dial(t *testing.T, opts client.Options) *client.Client {
+func dial(t testing.TB, opts client.Options) *client.Client {
 	t.Helper()
 	c, err := client.New(opts)
 	if err != nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 
 	"connectrpc.com/connect"
 
 	"github.com/kprobe/kprobe/api/convert"
 	kprobev1 "github.com/kprobe/kprobe/api/kprobe/v1"
 	"github.com/kprobe/kprobe/api/live"
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/pipeline/span"
@@ -27,7 +27,7 @@ func (s *Server) StreamLive(ctx context.Context, req *connect.Request[kprobev1.S
 		return connect.NewError(connect.CodeUnavailable, errors.New(
 			"this API server runs no engine, so it has no live feed: ask 'kprobe-agent standalone' or 'engine' started with --api"))
 	}
-	f, err := liveFilter(req.Msg)
+	f, err := s.liveFilter(req.Msg)
 	if err != nil {
 		return err
 	}
@@ -72,6 +72,7 @@ func (s *Server) StreamLive(ctx context.Context, req *connect.Request[kprobev1.S
 }
 
 type filter struct {
+	mapping      causal.Mapping
 	node         string
 	pid          uint32
 	types        []event.Type
@@ -79,12 +80,12 @@ type filter struct {
 	subjectsOnly bool
 }
 
-func liveFilter(m *kprobev1.StreamLiveRequest) (filter, error) {
+func (s *Server) liveFilter(m *kprobev1.StreamLiveRequest) (filter, error) {
 	types, err := convert.TypesFromStrings(m.GetTypes())
 	if err != nil {
 		return filter{}, connect.NewError(connect.CodeInvalidArgument, err)
 	}
-	return filter{node: m.GetNode(), pid: m.GetPid(), types: types, kinds: m.GetKinds(), subjectsOnly: m.GetSubjectsOnly()}, nil
+	return filter{mapping: s.opts.Business, node: m.GetNode(), pid: m.GetPid(), types: types, kinds: m.GetKinds(), subjectsOnly: m.GetSubjectsOnly()}, nil
 }
 
 func (f filter) add(res *kprobev1.StreamLiveResponse, b live.Batch) {
@@ -98,43 +99,28 @@ func (f filter) add(res *kprobev1.StreamLiveResponse, b live.Batch) {
 			res.Events = append(res.Events, convert.EventToPB(e))
 		}
 	}
-	for _, sub := range subjectsOf(b.Spans) {
+	for _, sub := range subjectsOf(f.mapping, b.Spans) {
 		if len(f.kinds) == 0 || slices.Contains(f.kinds, sub.Kind) {
 			res.Subjects = append(res.Subjects, convert.SubjectToPB(&sub))
 		}
 	}
 }
 
-// attrKinds maps the business ID attributes of spans to the business kinds of the model;
-// any other "<x>.id" attribute names kind x (dots become underscores).
-var attrKinds = map[string]string{
-	"settlement.id": investigate.KindSettlement,
-	"payment.id":    investigate.KindPayment,
-}
-
-// subjectsOf summarises the business objects that spans just written belong to: one
-// subject per kind and ID, spanning its spans. A subject whose spans arrive over several
-// writes is sent again, each time with what that write held.
-func subjectsOf(spans []span.Span) []investigate.Subject {
+// subjectsOf summarises the business objects that spans just written belong to, as the
+// business mapping names them: one subject per kind and ID, spanning its spans. A subject
+// whose spans arrive over several writes is sent again, each time with what that write held.
+func subjectsOf(m causal.Mapping, spans []span.Span) []investigate.Subject {
 	var out []investigate.Subject
 	index := map[[2]string]int{}
 	for i := range spans {
 		sp := &spans[i]
-		for k, v := range sp.Attrs {
-			base, ok := strings.CutSuffix(k, ".id")
-			if !ok || v == "" {
-				continue
-			}
-			kind := attrKinds[k]
-			if kind == "" {
-				kind = strings.ReplaceAll(base, ".", "_")
-			}
-			key := [2]string{kind, v}
+		for _, o := range m.Objects(sp) {
+			key := [2]string{o.Kind, o.ID}
 			j, seen := index[key]
 			if !seen {
 				j = len(out)
 				index[key] = j
-				out = append(out, investigate.Subject{Kind: kind, ID: v, StartNs: sp.StartNs, TraceID: sp.TraceID,
+				out = append(out, investigate.Subject{Kind: o.Kind, ID: o.ID, StartNs: sp.StartNs, TraceID: sp.TraceID,
 					Service: sp.Service, Node: sp.Host, PID: sp.PID})
 			}
 			sub := &out[j]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
 	"github.com/kprobe/kprobe/api/live"
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -22,6 +23,9 @@ type Options struct {
 	// Live feeds StreamLive with what the engine writes; nil when this process runs no
 	// engine (StreamLive then answers Unavailable).
 	Live *live.Hub
+	// Business says which spans are which business objects in the live stream (default:
+	// causal.DefaultMapping, as the engine's).
+	Business causal.Mapping
 	// Source is how a report's reader reaches the same data, as flags ("--api
 	// kprobe.internal:8443"), for the commands the report prints.
 	Source string
@@ -75,6 +79,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.LiveBuffer <= 0 {
 		o.LiveBuffer = 256
+	}
+	if len(o.Business.Concepts) == 0 {
+		o.Business = causal.DefaultMapping()
 	}
 	return o, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,9 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kprobe/kprobe/api/server"
-	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
 
 // terminal is the workstation running in a real terminal (tmux), driven by keys and read
@@ -80,23 +76,12 @@ func TestWorkstationInATerminal(t *testing.T) {
 		t.Skip("builds the binaries and runs tmux")
 	}
 	bin := bins(t)
-	srv, err := server.New(server.Options{Service: investigatetest.New(500)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	t.Cleanup(func() { cancel(); <-done })
+	addr := serveAPI(t, 500)
 
 	dir := t.TempDir()
 	exitFile := filepath.Join(dir, "exit-status")
 	cmd := fmt.Sprintf("%s --api %s --export-dir %s --refresh 0; echo $? > %s",
-		filepath.Join(bin, "kprobe-tui"), ln.Addr(), dir, exitFile)
+		filepath.Join(bin, "kprobe-tui"), addr, dir, exitFile)
 	tm := newTerminal(t, 100, 30, dir, cmd)
 
 	tm.waitFor("slowest settlements (24)", "4821")
@@ -123,7 +108,8 @@ func TestWorkstationInATerminal(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	var status []byte
 	for {
-		if status, err = os.ReadFile(exitFile); err == nil && len(status) > 0 {
+		if b, err := os.ReadFile(exitFile); err == nil && len(b) > 0 {
+			status = b
 			break
 		}
 		if time.Now().After(deadline) {
@@ -143,7 +129,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
-		"kprobe-tui --api " + ln.Addr() + " --settlement 4821"} {
+		"kprobe-tui --api " + addr + " --settlement 4821"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("the exported report lacks %q", want)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
 // runSettlements prints the slowest settlements and, under each, what the kernel did
@@ -139,30 +140,4 @@ func writeSettlement(w io.Writer, rank int, s eventlog.Settlement, evs []event.E
 }
 
 // describe says in a few words what one kernel event was.
-func describe(e *event.Event) string {
-	switch e.Type {
-	case event.TypeRead, event.TypeWrite:
-		if e.Errno != 0 {
-			return fmt.Sprintf("%s(fd %d) failed errno %d", e.Syscall, e.FD, e.Errno)
-		}
-		return fmt.Sprintf("%s(fd %d) %d bytes, inode %d", e.Syscall, e.FD, e.Bytes, e.Ino)
-	case event.TypeTCPSend, event.TypeTCPRecv:
-		return fmt.Sprintf("%d bytes %s:%d -> %s:%d", e.Bytes, e.SAddr, e.SPort, e.DAddr, e.DPort)
-	case event.TypeSchedSwitch:
-		if e.Preempted {
-			return fmt.Sprintf("preempted by %s (pid %d), run-queue delay %v", e.NextComm, e.NextPID, time.Duration(e.RunqDelayNs))
-		}
-		waker := fmt.Sprintf("pid %d", e.WakerPID)
-		if e.WakerPID == 0 {
-			waker = "the kernel (interrupt or timer)"
-		}
-		return fmt.Sprintf("blocked off-CPU, woken by %s, run-queue delay %v", waker, time.Duration(e.RunqDelayNs))
-	case event.TypePageFault:
-		kind := "user"
-		if e.KernelFault {
-			kind = "kernel"
-		}
-		return fmt.Sprintf("%s fault at %#x", kind, e.Addr)
-	}
-	return ""
-}
+func describe(e *event.Event) string { return investigate.Describe(e) }

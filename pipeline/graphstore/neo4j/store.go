@@ -29,7 +29,8 @@ type Options struct {
 	Password     string
 	PasswordFile string
 	// CAFile holds PEM certificates to trust for bolt+s:// and neo4j+s:// beside the
-	// system's, for a server whose certificate a private CA signed.
+	// system's, for a server whose certificate a private CA signed. Other schemes
+	// ignore it.
 	CAFile string
 	// Database defaults to the server's default database (Community has only one).
 	Database string
@@ -128,7 +129,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		auth = driver.BasicAuth(opts.User, opts.Password, "")
 	}
 	var pool *x509.CertPool
-	if opts.CAFile != "" {
+	if opts.CAFile != "" && strings.HasSuffix(strings.SplitN(opts.URI, "://", 2)[0], "+s") {
 		pem, err := os.ReadFile(opts.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("neo4j: reading the CA file: %w", err)
