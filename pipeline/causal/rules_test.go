@@ -1,6 +1,7 @@
 package causal
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,5 +314,18 @@ func TestPIDOnlySpan(t *testing.T) {
 	}
 	if r.TID != 101 {
 		t.Errorf("subject thread %d, want 101 (the one that did the work)", r.TID)
+	}
+}
+
+func TestEveryRuleExplained(t *testing.T) {
+	for _, r := range []string{RulePreempted, RuleRunQueue, RuleFileSyscall, RuleAfterFileWrite, RulePeerWait,
+		RuleFaultRun, RuleBlockedInFault, RuleWaker, RuleInferredWaker, RuleRemainder} {
+		kind, _, ok := strings.Cut(r, "/")
+		if RuleText[r] == "" || !ok {
+			t.Errorf("rule %q: no RuleText or no kind/ prefix", r)
+		}
+		if !slices.Contains([]string{KindCPU, KindStorage, KindSlowPeer, KindMemory, KindLock, KindUnexplained}, kind) {
+			t.Errorf("rule %q: prefix %q is not a cause kind", r, kind)
+		}
 	}
 }
