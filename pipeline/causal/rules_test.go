@@ -329,3 +329,22 @@ func TestEveryRuleExplained(t *testing.T) {
 		}
 	}
 }
+
+// A span's thread that hands work to another thread (a pool) and waits for it: the wait
+// is explained by what that thread did, found through the waker chain.
+func TestWaitOnAWorkerDoingIO(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "svc", t0)
+	pool := w.thread(100, 102, "svc", t0)
+	svc.run(1 * ms)
+	pool.t = svc.t + 100*us
+	pool.write(0xfe00, 77, 1<<20, 45*ms, func() { pool.blocked(44*ms, 0, 0, 0) })
+	pool.run(200 * us)
+	svc.blocked(pool.t-svc.t, 10*us, 100, 102)
+	svc.run(1 * ms)
+	r := Analyze(w.index(), settlement(svc, "1", t0))
+	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "inode 77", ns: 45 * ms})
+	if c := r.Causes[0]; c.Join != JoinWaker {
+		t.Errorf("join %q: found through the waker, want %q", c.Join, JoinWaker)
+	}
+}
