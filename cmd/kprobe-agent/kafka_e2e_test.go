@@ -750,78 +750,89 @@ func e2eStartPrivateKafka(t *testing.T) *e2ePrivateKafka {
 	return k
 }
 
-// TestKafkaOutage stops the broker in the middle of a recording and starts it again: the
-// recorder survives, buffers, and delivers every event it accepted.
+// e2eLines returns the lines of out that contain every one of subs.
+func e2eLines(out string, subs ...string) []string {
+	var lines []string
+	for _, line := range strings.Split(out, "\n") {
+		all := true
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+// TestKafkaOutage stops the broker while a recording flows through it into an engine, and
+// starts it again. The recorder survives, buffers, and delivers every event it accepted.
+// The engine keeps running, logs the outage once when it begins and once when it ends,
+// resumes from its committed offsets and handles every message on the broker exactly once;
+// the event log holds every published event once.
 func TestKafkaOutage(t *testing.T) {
 	needRoot(t)
 	e2eBrokers(t) // the script and its jars are there when the shared broker is
 	begin := time.Now()
 	k := e2eStartPrivateKafka(t)
 	t.Logf("private Kafka at %s up after %v", k.brokers, time.Since(begin).Round(time.Millisecond))
-	prefix, _ := e2ePrefix(t, "") // the private broker goes with its state
+	prefix, group := e2ePrefix(t, "") // the private broker goes with its state
+	data := t.TempDir()
+	eng := e2eEngine(t, k.brokers, data, prefix, group, 0)
 
-	// A shell writing about 50 times a second until told to stop (or ~60 s at most).
+	// A shell writing about 50 times a second until told to stop.
 	stop := filepath.Join(t.TempDir(), "stop")
-	loop := fmt.Sprintf(`i=0; while [ $i -lt 3000 ] && [ ! -e %s ]; do echo x > /dev/null; i=$((i+1)); sleep 0.02; done`, stop)
+	loop := fmt.Sprintf(`i=0; while [ $i -lt 20000 ] && [ ! -e %s ]; do echo x > /dev/null; i=$((i+1)); sleep 0.02; done`, stop)
 	rec := e2eStart(t, "record", agent(t), "record", "--kafka", k.brokers, "--topic-prefix", prefix,
 		"--log-level", "info", "--", "sh", "-c", loop)
-	// Let events flow for a while: the first messages must be on the broker.
+	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
 	topics := prefixed(prefix, event.KernelTopics...)
-	flowing := time.Now()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, end, err := e2eLag(ctx, k.brokers, "", topics)
-		cancel()
-		if err == nil && end > 0 {
-			break
+	// offsets waits until cond holds of the engine's committed and the broker's end offsets.
+	offsets := func(what string, timeout time.Duration, cond func(committed, end int64) bool) (committed, end int64) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			lag, end, err := e2eLag(ctx, k.brokers, group, topics)
+			cancel()
+			if err == nil && cond(end-lag, end) {
+				return end - lag, end
+			}
+			for _, p := range []*e2eProc{eng, rec} {
+				if e2eExited(p) {
+					t.Fatalf("%s exited (%v) %s:\n%s", p.name, p.err, what, p.out.String())
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v (committed %d of %d, err %v)\nengine:\n%s\nrecord:\n%s", what, timeout,
+					end-lag, end, err, eng.out.String(), rec.out.String())
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		if e2eExited(rec) {
-			t.Fatalf("record exited (%v) before the outage:\n%s", rec.err, rec.out.String())
-		}
-		if time.Since(flowing) > 20*time.Second {
-			t.Fatalf("no events reached the private Kafka in 20 s (err %v):\n%s", err, rec.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	// Events must flow all the way into the event log before the broker goes.
+	before, _ := offsets("before the outage", 60*time.Second, func(c, _ int64) bool { return c > 0 })
+	if warn := e2eLines(eng.out.String(), "level=WARN"); len(warn) > 0 {
+		t.Errorf("the engine warned before anything went wrong:\n%s", strings.Join(warn, "\n"))
+	}
+
 	outage := time.Now()
 	k.script(t, "stop")
-	t.Logf("private Kafka stopped in %v", time.Since(outage).Round(time.Millisecond))
-	time.Sleep(4 * time.Second)
+	t.Logf("private Kafka stopped in %v with %d messages committed", time.Since(outage).Round(time.Millisecond), before)
+	eng.waitOutput(t, "kafka unreachable", 60*time.Second)
 	restart := time.Now()
 	k.script(t, "start")
 	t.Logf("private Kafka back after %v (restart took %v)", time.Since(outage).Round(time.Millisecond),
 		time.Since(restart).Round(time.Millisecond))
-	select {
-	case <-rec.done:
-		t.Fatalf("record exited during the outage (%v):\n%s", rec.err, rec.out.String())
-	default:
-	}
 	// The producer must resume while the recording runs (its backoff is at most ~6 s), not
-	// only when record flushes at exit: wait for new messages on the broker.
-	endAtRestart := int64(-1)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, end, err := e2eLag(ctx, k.brokers, "", topics)
-		cancel()
-		if err == nil && endAtRestart < 0 {
-			endAtRestart = end
-		} else if err == nil && end > endAtRestart {
-			break
-		}
-		if e2eExited(rec) {
-			t.Fatalf("record exited (%v) after the outage:\n%s", rec.err, rec.out.String())
-		}
-		if time.Since(restart) > 30*time.Second {
-			t.Fatalf("record did not resume publishing within 30 s of the broker's restart (%d messages on the broker):\n%s",
-				end, rec.out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Logf("publishing resumed %v after the restart began", time.Since(restart).Round(time.Millisecond))
-	// A little more traffic, then let the command end.
-	time.Sleep(time.Second)
-	if err := os.WriteFile(stop, nil, 0o644); err != nil {
+	// only when record flushes at exit; the engine must consume and commit again.
+	_, endAtRestart := offsets("after the restart", 30*time.Second, func(_, _ int64) bool { return true })
+	offsets("publishing again", 30*time.Second, func(_, end int64) bool { return end > endAtRestart })
+	eng.waitOutput(t, "kafka reachable again; consuming resumed", 90*time.Second)
+	after, _ := offsets("consuming again", 90*time.Second, func(c, _ int64) bool { return c > before })
+	t.Logf("recording and engine resumed %v after the restart began; %d messages committed", time.Since(restart).Round(time.Millisecond), after)
+
+	if err := os.WriteFile(stop, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := rec.wait(t, 45*time.Second); err != nil {
@@ -830,10 +841,8 @@ func TestKafkaOutage(t *testing.T) {
 	out := rec.out.String()
 	s := e2eRecordSummary(t, out)
 	t.Logf("record done after %v: %+v", time.Since(begin).Round(time.Millisecond), s)
-	for _, line := range strings.Split(out, "\n") {
-		if strings.Contains(line, "component=kafka-producer") {
-			t.Logf("record: %s", line)
-		}
+	for _, line := range e2eLines(out, "component=kafka-producer") {
+		t.Logf("record: %s", line)
 	}
 
 	// Every event handed to the sink was published or counted as dropped; every message
@@ -852,28 +861,35 @@ func TestKafkaOutage(t *testing.T) {
 		t.Errorf("no write errors: the outage was not noticed by the producer:\n%s", out)
 	}
 	// The broker was back long before the end: nothing should have been given up.
-	if s.discarded != 0 || s.publishDropped != 0 {
-		t.Errorf("events lost although the broker came back (discarded %d messages, dropped %d events):\n%s",
-			s.discarded, s.publishDropped, out)
+	if s.discarded != 0 || s.publishDropped != 0 || s.kafkaDropped != 0 {
+		t.Errorf("events lost although the broker came back (discarded %d messages, dropped %d+%d events):\n%s",
+			s.discarded, s.publishDropped, s.kafkaDropped, out)
+	}
+
+	e2eWaitCaughtUp(t, k.brokers, group, prefix, eng, 90*time.Second)
+	st := e2eStopEngine(t, eng)
+	engOut := eng.out.String()
+	t.Logf("engine stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
+	for _, line := range e2eLines(engOut, "component=kafka-") {
+		t.Logf("engine: %s", line)
 	}
 
 	// What reached the broker: at least the messages acknowledged, and every published
 	// event exactly once after removing duplicates (retries after a cut write may repeat).
 	msgs := e2eConsume(t, k.brokers, topics, int(s.written), 2*time.Second, 30*time.Second)
 	ids := map[uint64]bool{}
-	var evCount int
+	var onBroker uint64
 	for _, m := range msgs {
 		evs, err := event.UnmarshalBatch(m.Value)
 		if err != nil {
 			t.Fatalf("undecodable batch on %s: %v", m.Topic, err)
 		}
-		evCount += len(evs)
+		onBroker += uint64(len(evs))
 		for i := range evs {
 			ids[evs[i].ID] = true
 		}
 	}
-	t.Logf("broker holds %d messages with %d events (%d distinct); total %v", len(msgs), evCount, len(ids),
-		time.Since(begin).Round(time.Millisecond))
+	t.Logf("broker holds %d messages with %d events (%d distinct)", len(msgs), onBroker, len(ids))
 	if uint64(len(msgs)) < s.written {
 		t.Errorf("broker holds %d messages, the producer says it wrote %d", len(msgs), s.written)
 	}
@@ -883,6 +899,27 @@ func TestKafkaOutage(t *testing.T) {
 	if uint64(len(msgs)) != s.written {
 		t.Logf("note: %d messages duplicated by retries (at-least-once)", uint64(len(msgs))-s.written)
 	}
+
+	// The engine handled each message on the broker once: none lost in the outage, none
+	// joined and written twice when the group started again from its last commit.
+	if st.messages != uint64(len(msgs)) || st.events != onBroker {
+		t.Errorf("engine handled %d messages with %d events; the broker holds %d with %d", st.messages, st.events,
+			len(msgs), onBroker)
+	}
+	evs := e2eStored(t, data)
+	e2eUniqueIDs(t, evs)
+	if uint64(len(evs)) != s.published {
+		t.Errorf("event log holds %d events, record published %d", len(evs), s.published)
+	}
+	down := e2eLines(engOut, "component=kafka-consumer", "kafka unreachable")
+	back := e2eLines(engOut, "component=kafka-consumer", "kafka reachable again")
+	if len(down) != 1 || len(back) != 1 {
+		t.Errorf("the engine logged the outage %d times and its end %d times, want once each:\n%s", len(down), len(back), engOut)
+	}
+	if n := len(e2eLines(engOut, "i/o timeout")); n != 0 {
+		t.Errorf("%d lines about i/o timeouts:\n%s", n, engOut)
+	}
+	t.Logf("%d events stored; total %v", len(evs), time.Since(begin).Round(time.Millisecond))
 }
 
 // TestKafkaPoisonMessage feeds the engine a malformed message among good ones: it

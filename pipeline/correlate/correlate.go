@@ -321,3 +321,7 @@ func satSub(a, b int64) int64 {
 	}
 	return a - b
 }
+
+// Lateness is the resolved Options.Lateness (the default when it was zero), for callers
+// that must agree with the correlator on how late a span may still join.
+func (c *Correlator) Lateness() time.Duration { return time.Duration(c.lateness) }

@@ -45,16 +45,48 @@ type Options struct {
 	DrainTimeout time.Duration
 }
 
+// withDefaults checks opts and fills in the zero values.
+func (o Options) withDefaults() (Options, error) {
+	if o.Source == nil || o.Store == nil {
+		return o, errors.New("engine needs a source and a store")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = 200 * time.Millisecond
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 50_000
+	}
+	if o.Idle <= 0 {
+		o.Idle = time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	o.Correlate.Logger = o.Logger
+	return o, nil
+}
+
 // Engine correlates and stores. Run it once.
 type Engine struct {
-	opts    Options
-	log     *slog.Logger
-	corr    *correlate.Correlator
-	spans   chan []span.Span
-	pend    *pending
-	out     []event.Event
-	spanOut []span.Span
-	stats   stats
+	opts   Options
+	log    *slog.Logger
+	corr   *correlate.Correlator
+	spans  chan []span.Span
+	pend   *pending
+	commit *committer
+	// seen is the newest offset handled per partition: after Kafka comes back (or the group
+	// rebalances) the consumer starts again from the last committed offset, and what this
+	// engine already handled and still holds must not be joined and written twice.
+	seen map[partKey]int64
+	// lateness is the correlator's resolved Lateness: a span message is safe to commit
+	// only once no event can join it any more.
+	lateness int64
+	out      []event.Event
+	spanOut  []span.Span
+	stats    stats
 	// corrStats is the correlator's counters as Run last published them: the correlator
 	// belongs to Run's goroutine, and Stats may be called from any.
 	corrStats atomic.Pointer[correlate.Stats]
@@ -64,42 +96,35 @@ type Engine struct {
 
 type stats struct {
 	messages, events, spans, written, deadLettered, commits, insertRetries, enrichedDropped atomic.Uint64
+	redelivered, commitRetries                                                              atomic.Uint64
 }
 
-// Stats are the engine's counters.
+// Stats are the engine's counters. Redelivered counts messages the source delivered again
+// (after an outage or a rebalance) that were already handled and so were skipped;
+// CommitRetries counts failed commit attempts (the source was away).
 type Stats struct {
 	Messages, Events, Spans, Written, DeadLettered, Commits, InsertRetries, EnrichedDropped uint64
+	Redelivered, CommitRetries                                                              uint64
 	Correlator                                                                              correlate.Stats
 }
 
 // New validates options and returns an engine.
 func New(opts Options) (*Engine, error) {
-	if opts.Source == nil || opts.Store == nil {
-		return nil, errors.New("engine needs a source and a store")
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.FlushEvery <= 0 {
-		opts.FlushEvery = 200 * time.Millisecond
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 50_000
-	}
-	if opts.Idle <= 0 {
-		opts.Idle = time.Second
-	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = 30 * time.Second
-	}
-	opts.Correlate.Logger = opts.Logger
-	return &Engine{
+	e := &Engine{
 		opts:  opts,
 		log:   opts.Logger.With("component", "engine"),
 		corr:  correlate.New(opts.Correlate),
 		spans: make(chan []span.Span, 64),
 		pend:  newPending(),
-	}, nil
+		seen:  map[partKey]int64{},
+	}
+	e.lateness = int64(e.corr.Lateness())
+	e.commit = newCommitter(opts.Source, e.log, &e.stats.commits, &e.stats.commitRetries)
+	return e, nil
 }
 
 // AddSpans hands spans received directly (OTLP gRPC/HTTP) to the engine; safe for
@@ -124,6 +149,7 @@ func (e *Engine) Stats() Stats {
 		Messages: e.stats.messages.Load(), Events: e.stats.events.Load(), Spans: e.stats.spans.Load(),
 		Written: e.stats.written.Load(), DeadLettered: e.stats.deadLettered.Load(), Commits: e.stats.commits.Load(),
 		InsertRetries: e.stats.insertRetries.Load(), EnrichedDropped: e.stats.enrichedDropped.Load(),
+		Redelivered: e.stats.redelivered.Load(), CommitRetries: e.stats.commitRetries.Load(),
 		Correlator: cs,
 	}
 }
@@ -134,8 +160,17 @@ func (e *Engine) publishStats() {
 	e.corrStats.Store(&s)
 }
 
-// Run consumes until ctx ends or the source closes, then writes out what it holds.
+// Run consumes until ctx ends or the source closes, then writes out what it holds and
+// commits it. A source that goes away for a while (Kafka down) only delays commits.
 func (e *Engine) Run(ctx context.Context) error {
+	commitCtx, stopCommits := context.WithCancel(ctx)
+	commitsDone := make(chan struct{})
+	go func() {
+		defer close(commitsDone)
+		e.commit.run(commitCtx)
+	}()
+	defer func() { stopCommits(); <-commitsDone }()
+
 	msgs := make(chan bus.Message, 1024)
 	fetchErr := make(chan error, 1)
 	fetchCtx, cancelFetch := context.WithCancel(ctx)
@@ -168,13 +203,19 @@ func (e *Engine) Run(ctx context.Context) error {
 				err := <-fetchErr
 				// Spans handed over before the input closed still join what is buffered.
 				e.drainSpans()
-				// Drain: write everything still buffered, with a fresh context if ours ended.
+				// Drain: write everything still buffered and commit it, with a fresh context
+				// if ours ended.
 				e.corr.Flush(e.emit)
+				stopCommits()
+				<-commitsDone
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.DrainTimeout)
-				werr := e.write(dctx, true)
-				cancel()
-				if werr != nil {
+				defer cancel()
+				if werr := e.write(dctx, true); werr != nil {
 					return werr
+				}
+				if cerr := e.commit.flush(dctx); cerr != nil && !errors.Is(cerr, bus.ErrClosed) {
+					return fmt.Errorf("%w: %d partitions are read again from their last commit at the next start (their events are stored; writing them again is harmless)",
+						cerr, e.commit.waiting())
 				}
 				if errors.Is(err, bus.ErrClosed) || errors.Is(err, context.Canceled) {
 					return nil
@@ -224,6 +265,12 @@ func (e *Engine) drainSpans() {
 }
 
 func (e *Engine) handle(m bus.Message) {
+	k := partKey{m.Topic, m.Partition}
+	if last, ok := e.seen[k]; ok && m.Offset <= last {
+		e.stats.redelivered.Add(1)
+		return
+	}
+	e.seen[k] = m.Offset
 	e.stats.messages.Add(1)
 	e.lastIn = time.Now()
 	e.flushed = false
@@ -236,7 +283,7 @@ func (e *Engine) handle(m bus.Message) {
 		}
 		var until int64 = minInt64
 		for i := range spans {
-			until = max(until, spans[i].EndNs+int64(e.opts.Correlate.Lateness))
+			until = max(until, spans[i].EndNs+e.lateness)
 		}
 		e.stats.spans.Add(uint64(len(spans)))
 		e.corr.AddSpans(spans)
@@ -301,7 +348,7 @@ func (e *Engine) deadLetter(m bus.Message, err error) {
 }
 
 // write inserts what the correlator emitted (retrying until it is durable or ctx ends),
-// publishes it on kernel.enriched, then commits the input it came from.
+// publishes it on kernel.enriched, then queues the input it came from for commit.
 func (e *Engine) write(ctx context.Context, all bool) error {
 	if ss, ok := e.opts.Store.(SpanStore); ok && len(e.spanOut) > 0 {
 		if err := e.retry(ctx, "spans", len(e.spanOut), func() error { return ss.InsertSpans(ctx, e.spanOut) }); err != nil {
@@ -329,12 +376,7 @@ func (e *Engine) write(ctx context.Context, all bool) error {
 		}
 		return wm
 	}
-	if ready := e.pend.ready(markOf); len(ready) > 0 {
-		if err := e.opts.Source.Commit(ctx, ready...); err != nil {
-			return fmt.Errorf("committing offsets: %w", err)
-		}
-		e.stats.commits.Add(uint64(len(ready)))
-	}
+	e.commit.add(e.pend.ready(markOf))
 	return nil
 }
 

@@ -81,6 +81,8 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 type proxy struct {
 	ln       net.Listener
 	upstream string
+	// latency delays everything the broker sends, as a distant or busy broker would.
+	latency time.Duration
 
 	mu    sync.Mutex
 	down  bool
@@ -89,11 +91,17 @@ type proxy struct {
 
 func startProxy(tb testing.TB, upstream string) *proxy {
 	tb.Helper()
+	return startSlowProxy(tb, upstream, 0)
+}
+
+// startSlowProxy is startProxy with every answer from the broker delayed by latency.
+func startSlowProxy(tb testing.TB, upstream string, latency time.Duration) *proxy {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &proxy{ln: ln, upstream: upstream, conns: map[net.Conn]struct{}{}}
+	p := &proxy{ln: ln, upstream: upstream, latency: latency, conns: map[net.Conn]struct{}{}}
 	go p.serve()
 	tb.Cleanup(func() { ln.Close(); p.cut() })
 	return p
@@ -121,13 +129,47 @@ func (p *proxy) serve() {
 		}
 		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go pipe(c, u)
 		go pipe(u, c)
+		if p.latency > 0 {
+			go delayedPipe(c, u, p.latency)
+		} else {
+			go pipe(c, u)
+		}
 	}
 }
 
 func pipe(dst, src net.Conn) {
 	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+// delayedPipe copies src to dst, each chunk latency after it was read.
+func delayedPipe(dst, src net.Conn, latency time.Duration) {
+	type chunk struct {
+		b  []byte
+		at time.Time
+	}
+	ch := make(chan chunk, 1024)
+	go func() {
+		defer close(ch)
+		for {
+			b := make([]byte, 64<<10)
+			n, err := src.Read(b)
+			if n > 0 {
+				ch <- chunk{b[:n], time.Now().Add(latency)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range ch {
+		time.Sleep(time.Until(c.at))
+		if _, err := dst.Write(c.b); err != nil {
+			break
+		}
+	}
 	dst.Close()
 	src.Close()
 }

@@ -19,8 +19,8 @@ import (
 // filled in by the consumer and identify the record for Commit.
 type Message = bus.Message
 
-// ErrClosed is returned by Fetch and Commit after Close.
-var ErrClosed = errors.New("kafka consumer closed")
+// ErrClosed is returned by Fetch and Commit after Close; it is a bus.ErrClosed.
+var ErrClosed = fmt.Errorf("kafka consumer closed: %w", bus.ErrClosed)
 
 const startHint = "is Kafka running? start it with scripts/kafka/kafka.sh start"
 
