@@ -183,12 +183,8 @@ func where(q Query) (string, []param) {
 		str("span_id = {span_id:String}", "span_id", q.SpanID)
 	}
 	if q.AttrKey != "" {
-		if q.AttrValue != "" {
-			str("attrs[{attr_key:String}] = {attr_value:String}", "attr_key", q.AttrKey)
-			params = append(params, param{"attr_value", q.AttrValue})
-		} else {
-			str("mapContains(attrs, {attr_key:String})", "attr_key", q.AttrKey)
-		}
+		cond, ps := attrCond(q.AttrKey, q.AttrValue)
+		conds, params = append(conds, cond), append(params, ps...)
 	}
 	if len(q.Types) > 0 {
 		ts := make([]string, len(q.Types))
@@ -208,6 +204,14 @@ func where(q Query) (string, []param) {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), params
+}
+
+// attrCond matches rows whose attrs[key] is value, or that carry key when value is "".
+func attrCond(key, value string) (string, []param) {
+	if value == "" {
+		return "mapContains(attrs, {attr_key:String})", []param{{"attr_key", key}}
+	}
+	return "attrs[{attr_key:String}] = {attr_value:String}", []param{{"attr_key", key}, {"attr_value", value}}
 }
 
 // events selects the events matching q. FINAL makes reads exact while re-inserted
@@ -251,13 +255,8 @@ func (b builder) spans(q SpanQuery) stmt {
 		params = append(params, param{"trace_id", q.TraceID})
 	}
 	if q.AttrKey != "" {
-		params = append(params, param{"attr_key", q.AttrKey})
-		if q.AttrValue != "" {
-			conds = append(conds, "attrs[{attr_key:String}] = {attr_value:String}")
-			params = append(params, param{"attr_value", q.AttrValue})
-		} else {
-			conds = append(conds, "mapContains(attrs, {attr_key:String})")
-		}
+		cond, ps := attrCond(q.AttrKey, q.AttrValue)
+		conds, params = append(conds, cond), append(params, ps...)
 	}
 	if q.From != 0 {
 		conds = append(conds, "start_ns >= "+strconv.FormatInt(q.From, 10))
