@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -302,7 +304,21 @@ func checkChainFormats(t *testing.T, ctx context.Context, bin, data string, ch i
 	if err != nil || !strings.Contains(md, "settlement 4821 took ") || !strings.Contains(md, "1. **"+top.Kind+"** ") {
 		t.Errorf("markdown chain (%v):\n%s", err, md)
 	}
-	_, errOut, err := tui("--settlement", "999999")
+	// The same chain computed on demand from the event log, as for a store recorded
+	// without the causal engine: the graph set aside.
+	graph := filepath.Join(data, "graph")
+	if err := os.Rename(graph, graph+".aside"); err != nil {
+		t.Fatal(err)
+	}
+	js, errOut, err := tui("--settlement", "4821", "--format", "json")
+	var onDemand investigate.Chain
+	if err != nil || json.Unmarshal([]byte(js), &onDemand) != nil {
+		t.Fatalf("on-demand chain: %v %s", err, errOut)
+	}
+	if diff := cmp.Diff(ch, onDemand); diff != "" {
+		t.Errorf("the chain computed on demand differs from the one the engine drew (-drawn +on demand):\n%s", diff)
+	}
+	_, errOut, err = tui("--settlement", "999999")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "settlement 999999") {
 		t.Errorf("unknown settlement: %v, stderr %q; want exit 1 and one line naming it", err, errOut)

@@ -22,8 +22,10 @@ func TestChainErrors(t *testing.T) {
 		{[]string{"chain", "--data", missing, "--kind", "netting_run"}, "--kind and --id go together"},
 		{[]string{"chain", "--data", missing, "--settlement", "1", "--format", "xml"}, `--format "xml"`},
 		{[]string{"chain", "--data", missing, "--settlement", "1", "--business", business}, "reading business mapping"},
-		{[]string{"chain", "--settlement", "1"}, "nothing to read chains from"},
-		{[]string{"chain", "--data", missing, "--settlement", "1"}, "nothing to read chains from"},
+		{[]string{"chain", "--settlement", "1"}, "no store given"},
+		{[]string{"chain", "--data", missing, "--settlement", "1"}, "no event log under " + missing},
+		{[]string{"chain", "--clickhouse", "ch:9000", "--settlement", "1"}, "--clickhouse needs --neo4j"},
+		{[]string{"chain", "--data", "x", "--clickhouse", "y:1", "--settlement", "1"}, "either --data or --clickhouse"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
