@@ -10,3 +10,7 @@ package bpf
 // family). The generated bpf_x86_bpfel.go and bpf_x86_bpfel.o are committed
 // so that `go build` needs no clang.
 //go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type event -type event_type bpf kprobe.c
+
+// flight.c is the flight recorder, a separate object loaded only with --flight-recorder
+// (flight.go), so that it adds nothing to the plain recorder's hooks.
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror" -target amd64 -type flight_call -type flight_chunk flight flight.c

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -148,6 +149,57 @@ func TestRecordCommand(t *testing.T) {
 	}
 }
 
+// TestRecordFlightRecorder records a command with the flight recorder: its open carries
+// the path, its read the file's bytes, and the output is the owner's alone.
+func TestRecordFlightRecorder(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "request.txt")
+	content := strings.Repeat("PAY-98721 ", 3000) // 30 KB: two chunks
+	if err := os.WriteFile(input, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "events.jsonl")
+	cmd := exec.Command(agent(t), "record", "--flight-recorder", "--output", out, "--", "cat", input)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("record: %v\n%s", err, stderr.String())
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("output mode %v (%v), want 0600: it holds the program's bytes", fi.Mode().Perm(), err)
+	}
+	var fd float64 = -1
+	var read []byte
+	for _, e := range readJSONL(t, out) {
+		if e["type"] != "syscall" {
+			continue
+		}
+		if e["comm"] != "cat" {
+			t.Fatalf("flight event of %q: only the command's own belong in the recording: %v", e["comm"], e)
+		}
+		switch {
+		case e["syscall"] == "openat" && e["path"] == input:
+			fd = e["bytes"].(float64)
+		case e["syscall"] == "read" && e["fd"] == fd && e["payload"] != nil:
+			b, err := base64.StdEncoding.DecodeString(e["payload"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			read = append(read, b...)
+		}
+	}
+	if fd < 0 {
+		t.Fatalf("no openat of %s in the flight recording\n%s", input, stderr.String())
+	}
+	if string(read) != content {
+		t.Errorf("reads of fd %v carried %d bytes, want the file's %d", fd, len(read), len(content))
+	}
+	if !strings.Contains(stderr.String(), "flight recorder: calls=") || !strings.Contains(stderr.String(), "lost_calls=0 ") {
+		t.Errorf("summary lacks the flight recorder's counters:\n%s", stderr.String())
+	}
+}
+
 // TestRecordPIDDuration records an already running process for a fixed time.
 func TestRecordPIDDuration(t *testing.T) {
 	needRoot(t)
@@ -197,7 +249,11 @@ func TestRecordFlagErrors(t *testing.T) {
 		{[]string{"record", "--comm", "a-very-long-command-name"}, "only 15 bytes"},
 		{[]string{"record", "--duration", "-1s"}, "must not be negative"},
 		{[]string{"record", "--payload-bytes", "100000"}, "--payload-bytes 100000"},
+		{[]string{"record", "--flight-recorder"}, "--flight-recorder records selected processes only"},
+		{[]string{"record", "--flight-recorder", "--pid", "1", "--payload-bytes", "2000000"}, "must be between 0 and 1048576"},
 		{[]string{"record", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"record", "--ring-mib", "24"}, "--ring-mib 24: must be a power of two"},
+		{[]string{"record", "--buffer-mib", "0"}, "--buffer-mib 0: must be at least 1"},
 		{[]string{"record", "--output", "x", "--kafka", "y:1"}, "--output or --kafka, not both"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"standalone"}, "--data DIR is required"},

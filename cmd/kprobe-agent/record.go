@@ -23,6 +23,7 @@ type recordConfig struct {
 	cgroups      []string
 	payloadPIDs  []uint32
 	payloadBytes int
+	flight       bool // --flight-recorder
 	duration     time.Duration
 	output       string
 	format       string
@@ -31,6 +32,8 @@ type recordConfig struct {
 	kafka        string // brokers; publish instead of writing jsonl
 	kafkaSec     kafkaSecFlags
 	topicPrefix  string
+	ringMiB      int      // kernel ring buffer
+	bufferMiB    int      // raw events queued behind the ring reader
 	command      []string // run and record this command (after --)
 }
 
@@ -41,13 +44,16 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	fs.Var(&comms, "comm", "record only processes of this name, as ps and pgrep show it (set from the executable at exec), with all their threads, whatever they call themselves (repeatable)")
 	fs.Var(&cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
 	fs.Var(&payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")
-	fs.IntVar(&c.payloadBytes, "payload-bytes", 256, "bytes of payload captured per read, at most bpf.MaxPayload")
+	fs.IntVar(&c.payloadBytes, "payload-bytes", 0, "bytes captured per call: --payload-pid reads (default 256, at most 512); with --flight-recorder, every read and write (default 64 KiB, at most 1 MiB)")
+	fs.BoolVar(&c.flight, "flight-recorder", false, "also record, for the selected processes, every syscall replay needs (opens, connects, reads with their bytes, writes, polls, randomness, sleeps): 'kprobe-tui replay' serves them back")
 	fs.DurationVar(&c.duration, "duration", envDuration("DURATION", 0), "stop after this long (default: until SIGINT/SIGTERM)")
 	fs.StringVar(&c.output, "output", env("OUTPUT", "-"), "write events to this file ('-' for stdout)")
 	fs.StringVar(&c.format, "format", "jsonl", "output format: jsonl")
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
 	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
 	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
+	fs.IntVar(&c.ringMiB, "ring-mib", bpf.DefaultRingBytes>>20, "kernel ring buffer in MiB (a power of two; ~5,400 events per MiB)")
+	fs.IntVar(&c.bufferMiB, "buffer-mib", bpf.DefaultBufferBytes>>20, "MiB of events queued when the output falls behind the kernel (~5,000 per MiB, taken only while it lasts); beyond it events are dropped and counted: raise it for longer bursts")
 	c.kafkaSec.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -81,17 +87,48 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	if c.duration < 0 {
 		return c, fmt.Errorf("--duration %v: must not be negative", c.duration)
 	}
-	if c.payloadBytes < 0 || c.payloadBytes > bpf.MaxPayload {
-		return c, fmt.Errorf("--payload-bytes %d: must be between 0 and %d", c.payloadBytes, bpf.MaxPayload)
+	if c.ringMiB < 1 || c.ringMiB&(c.ringMiB-1) != 0 {
+		return c, fmt.Errorf("--ring-mib %d: must be a power of two", c.ringMiB)
+	}
+	if c.bufferMiB < 1 {
+		return c, fmt.Errorf("--buffer-mib %d: must be at least 1", c.bufferMiB)
+	}
+	maxBytes := bpf.MaxPayload
+	if c.flight {
+		maxBytes = bpf.MaxFlightPayload
+	}
+	if c.payloadBytes < 0 || c.payloadBytes > maxBytes {
+		return c, fmt.Errorf("--payload-bytes %d: must be between 0 and %d", c.payloadBytes, maxBytes)
+	}
+	if c.flight && len(c.pids) == 0 && len(c.comms) == 0 && len(c.cgroups) == 0 && len(c.command) == 0 {
+		return c, fmt.Errorf("--flight-recorder records selected processes only: give --pid, --comm, --cgroup or a command after --")
 	}
 	return c, nil
 }
 
+// payloadCaptured says whether recorded bytes of the programs end up in the output:
+// then nobody but the owner may read it.
+func (c recordConfig) payloadCaptured() bool { return c.flight || len(c.payloadPIDs) > 0 }
+
 func (c recordConfig) bpfOptions() bpf.Options {
+	plain := c.payloadBytes
+	if plain == 0 {
+		plain = 256
+	}
 	return bpf.Options{
 		PIDs: c.pids, Comms: c.comms, CgroupPaths: c.cgroups,
-		PayloadPIDs: c.payloadPIDs, PayloadBytes: c.payloadBytes,
+		PayloadPIDs: c.payloadPIDs, PayloadBytes: min(plain, bpf.MaxPayload),
+		RingBytes: c.ringMiB << 20, BufferBytes: c.bufferMiB << 20,
 	}
+}
+
+// flightOptions selects the same processes as the plain recorder (a command is added by
+// openRecorder).
+func (c recordConfig) flightOptions() *bpf.FlightOptions {
+	if !c.flight {
+		return nil
+	}
+	return &bpf.FlightOptions{PIDs: c.pids, Comms: c.comms, CgroupPaths: c.cgroups, PayloadBytes: c.payloadBytes}
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
@@ -123,7 +160,14 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	out := stdout
 	if cfg.output != "-" {
-		f, err := os.Create(cfg.output)
+		perm := os.FileMode(0o644)
+		if cfg.payloadCaptured() {
+			perm = 0o600 // the programs' own bytes: not world-readable
+		}
+		f, err := os.OpenFile(cfg.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+		if err == nil && cfg.payloadCaptured() {
+			err = f.Chmod(perm) // an existing file keeps its mode otherwise
+		}
 		if err != nil {
 			return fmt.Errorf("opening output: %w", err)
 		}
@@ -179,7 +223,10 @@ func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stder
 		}
 		opts.PIDs = append(opts.PIDs, child.pid())
 	}
-	ropts := recorder.Options{Logger: log, Node: cfg.node, BPF: opts}
+	ropts := recorder.Options{Logger: log, Node: cfg.node, BPF: opts, Flight: cfg.flightOptions()}
+	if ropts.Flight != nil && child != nil {
+		ropts.Flight.PIDs = append(ropts.Flight.PIDs, child.pid())
+	}
 	if child != nil {
 		ropts.LauncherPID, ropts.LauncherComm = child.pid(), launcherComm()
 	}
@@ -231,6 +278,10 @@ func printSummary(w io.Writer, s recorder.Summary) {
 		s.KernelLost, s.QueueDropped, s.SinkErrors)
 	if s.Restarted > 0 {
 		fmt.Fprintf(w, "restarted: %d reads/writes interrupted by a signal and restarted by the kernel (the restarted attempt is recorded)\n", s.Restarted)
+	}
+	if f := s.Flight; f != nil {
+		fmt.Fprintf(w, "flight recorder: calls=%d lost_calls=%d lost_chunks=%d truncated_bytes=%d restarted=%d queue_dropped=%d\n",
+			f.Calls, f.LostCalls, f.LostChunks, f.TruncatedBytes, f.Restarted, f.QueueDropped)
 	}
 	if s.Launcher > 0 {
 		fmt.Fprintf(w, "skipped %d events of the launcher before it started the command\n", s.Launcher)

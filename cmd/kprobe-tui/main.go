@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	var status exitStatus
+	if errors.As(err, &status) {
+		os.Exit(int(status)) // said what it had to say already (replay)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kprobe-tui:", err)
 		os.Exit(1)
@@ -30,6 +35,7 @@ commands:
   events       print stored kernel events (by pid, time, trace, settlement ...)
   settlements  list the slowest settlements with the kernel events joined to them
   report       print the markdown incident report of a settlement
+  replay       run a program in place of a recorded process, served from the recording
   import       load a recorded incident (testdata/demo/*.kpds) into --data
 
 Stores: --data DIR (the embedded default that 'kprobe-agent standalone' writes) or
@@ -41,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runWorkstation(ctx, args, stdout, stderr)
 	}
 	switch args[0] {
+	case "replay":
+		return runReplay(ctx, args[1:], stdout, stderr)
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
 	case "import":

@@ -17,6 +17,7 @@ const (
 	TypeTCPRecv
 	TypeSchedSwitch
 	TypePageFault
+	TypeSyscall
 	typeEnd
 )
 
@@ -31,11 +32,12 @@ var typeNames = [...]string{
 	TypeTCPRecv:     "tcp_recv",
 	TypeSchedSwitch: "sched_switch",
 	TypePageFault:   "page_fault",
+	TypeSyscall:     "syscall",
 }
 
 // Types lists every known type, in wire order, without TypeUnknown.
 func Types() []Type {
-	return []Type{TypeRead, TypeWrite, TypeTCPSend, TypeTCPRecv, TypeSchedSwitch, TypePageFault}
+	return []Type{TypeRead, TypeWrite, TypeTCPSend, TypeTCPRecv, TypeSchedSwitch, TypePageFault, TypeSyscall}
 }
 
 func (t Type) String() string {
@@ -52,13 +54,13 @@ func ParseType(s string) (Type, error) {
 			return Type(i), nil
 		}
 	}
-	return TypeUnknown, fmt.Errorf("unknown event type %q (want one of read, write, tcp_send, tcp_recv, sched_switch, page_fault)", s)
+	return TypeUnknown, fmt.Errorf("unknown event type %q (want one of read, write, tcp_send, tcp_recv, sched_switch, page_fault, syscall)", s)
 }
 
 // Topic is the Kafka topic that carries events of this type.
 func (t Type) Topic() string {
 	switch t {
-	case TypeRead, TypeWrite:
+	case TypeRead, TypeWrite, TypeSyscall:
 		return TopicSyscall
 	case TypeTCPSend, TypeTCPRecv:
 		return TopicTCP
@@ -128,6 +130,17 @@ type Event struct {
 
 	// Payload holds the first bytes read or received, for processes selected for replay.
 	Payload []byte
+
+	// syscall: one syscall of a process under the flight recorder, as replay needs it.
+	// Syscall names it, FD is its fd argument (-1 when it has none), Bytes its return value
+	// when it succeeded (a byte count, a new fd, a ready count), Errno its error, DurNs its
+	// duration, KtimeNs its entry. Args are its raw arguments, Path the path it opened,
+	// Payload what it brought into the program (the data read, the ready set, the random
+	// bytes, the address) or the first bytes it wrote, and Truncated how many more bytes the
+	// call moved than the recorder kept.
+	Args      []int64
+	Path      string
+	Truncated uint64
 
 	// Enrichment, set by the correlator.
 	TraceID  string

@@ -25,6 +25,11 @@ func sample() []Event {
 			Attrs: map[string]string{"settlement.id": "4821", "payment.id": "PAY-98721"}},
 		{ID: 4, TsNs: 7, Type: TypeSchedSwitch, DurNs: 9, Preempted: true, NextPID: 5, NextTID: 6, NextComm: "hog", RunqDelayNs: 3},
 		{ID: 5, TsNs: 8, Type: TypePageFault, Addr: 0xdead000, IP: 0x401000, ErrorCode: 6, KernelFault: true},
+		{ID: 6, TsNs: 9, PID: 42, TID: 44, Type: TypeSyscall, DurNs: 700, Syscall: "openat", FD: -100, Bytes: 3,
+			Args: []int64{-100, 0x7ffc0000, 0x80000, 0, 0, 0}, Path: "/etc/ledger.conf"},
+		{ID: 7, TsNs: 10, PID: 42, TID: 44, Type: TypeSyscall, Syscall: "connect", FD: 5, Errno: 115,
+			Args: []int64{5, 0x7ffc0100, 16}, DAddr: netip.MustParseAddr("10.0.0.7"), DPort: 7000,
+			Payload: []byte{2, 0, 0x1b, 0x58, 10, 0, 0, 7}, Truncated: 8},
 	}
 }
 
@@ -130,6 +135,15 @@ func TestJSONFields(t *testing.T) {
 		{"fault", evs[4], map[string]any{
 			"ts_ns": 8.0, "id": "5", "node": "", "pid": 0.0, "tid": 0.0, "cpu": 0.0, "comm": "", "cgroup_id": 0.0,
 			"type": "page_fault", "dur_ns": 0.0, "addr": float64(0xdead000), "ip": float64(0x401000), "error_code": 6.0, "kernel": true}},
+		{"syscall open", evs[5], map[string]any{
+			"ts_ns": 9.0, "id": "6", "node": "", "pid": 42.0, "tid": 44.0, "cpu": 0.0, "comm": "", "cgroup_id": 0.0,
+			"type": "syscall", "dur_ns": 700.0, "syscall": "openat", "fd": -100.0, "bytes": 3.0, "errno": 0.0,
+			"args": []any{-100.0, float64(0x7ffc0000), float64(0x80000), 0.0, 0.0, 0.0}, "path": "/etc/ledger.conf"}},
+		{"syscall connect", evs[6], map[string]any{
+			"ts_ns": 10.0, "id": "7", "node": "", "pid": 42.0, "tid": 44.0, "cpu": 0.0, "comm": "", "cgroup_id": 0.0,
+			"type": "syscall", "dur_ns": 0.0, "syscall": "connect", "fd": 5.0, "bytes": 0.0, "errno": 115.0,
+			"args": []any{5.0, float64(0x7ffc0100), 16.0}, "daddr": "10.0.0.7", "dport": 7000.0,
+			"truncated": 8.0, "payload": "AgAbWAoAAAc="}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,7 +206,7 @@ func TestTypeNames(t *testing.T) {
 func BenchmarkMarshalBatch(b *testing.B) {
 	evs := make([]Event, 1000)
 	for i := range evs {
-		evs[i] = sample()[i%5]
+		evs[i] = sample()[i%5] // the kinds the plain recorder emits
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

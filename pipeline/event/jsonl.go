@@ -49,6 +49,29 @@ func AppendJSON(b []byte, e *Event) []byte {
 		b = appendStr(b, "next_comm", e.NextComm)
 		b = appendUint(b, "waker_pid", uint64(e.WakerPID))
 		b = appendUint(b, "waker_tid", uint64(e.WakerTID))
+	case TypeSyscall:
+		b = appendStr(b, "syscall", e.Syscall)
+		b = appendInt(b, "fd", int64(e.FD))
+		b = appendInt(b, "bytes", e.Bytes)
+		b = appendInt(b, "errno", int64(e.Errno))
+		b = append(b, `,"args":[`...)
+		for i, a := range e.Args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, a, 10)
+		}
+		b = append(b, ']')
+		if e.Path != "" {
+			b = appendStr(b, "path", e.Path)
+		}
+		if e.DAddr.IsValid() {
+			b = appendAddr(b, "daddr", e)
+			b = appendUint(b, "dport", uint64(e.DPort))
+		}
+		if e.Truncated > 0 {
+			b = appendUint(b, "truncated", e.Truncated)
+		}
 	case TypePageFault:
 		b = appendUint(b, "addr", e.Addr)
 		b = appendUint(b, "ip", e.IP)

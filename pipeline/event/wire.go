@@ -89,6 +89,9 @@ func toPB(e *Event, p *eventpb.Event) {
 	p.ErrorCode = e.ErrorCode
 	p.KernelFault = e.KernelFault
 	p.Payload = e.Payload
+	p.Args = e.Args
+	p.Path = e.Path
+	p.Truncated = e.Truncated
 	p.TraceId = e.TraceID
 	p.SpanId = e.SpanID
 	p.Service = e.Service
@@ -124,7 +127,7 @@ func fromPB(p *eventpb.Event, e *Event) error {
 		Preempted: p.Preempted, NextPID: p.NextPid, NextTID: p.NextTid, NextComm: p.NextComm,
 		WakerPID: p.WakerPid, WakerTID: p.WakerTid, RunqDelayNs: p.RunqDelayNs,
 		Addr: p.Addr, IP: p.Ip, ErrorCode: p.ErrorCode, KernelFault: p.KernelFault,
-		Payload: p.Payload,
+		Payload: p.Payload, Args: p.Args, Path: p.Path, Truncated: p.Truncated,
 		TraceID: p.TraceId, SpanID: p.SpanId, Service: p.Service, SpanName: p.SpanName,
 		Join: p.Join, Attrs: p.Attrs,
 	}

@@ -2,7 +2,12 @@ package recorder
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -26,6 +31,9 @@ type Options struct {
 	// command's, and are skipped (and counted).
 	LauncherPID  uint32
 	LauncherComm string
+	// Flight, when set, also runs the flight recorder (every syscall replay needs, with
+	// the bytes read) on the processes it selects; its events are TypeSyscall.
+	Flight *bpf.FlightOptions
 }
 
 // Recorder records kernel events and converts them for the pipeline.
@@ -33,6 +41,7 @@ type Recorder struct {
 	log        *slog.Logger
 	node       string
 	probes     *bpf.Probes
+	flight     *bpf.Flight
 	counts     [event.NumTypes]atomic.Uint64
 	sinkErrors atomic.Uint64
 
@@ -59,41 +68,104 @@ func Open(ctx context.Context, opts Options) (*Recorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p,
-		launcherPID: opts.LauncherPID, launcherComm: opts.LauncherComm}, nil
+	r := &Recorder{log: opts.Logger.With("component", "recorder"), node: opts.Node, probes: p,
+		launcherPID: opts.LauncherPID, launcherComm: opts.LauncherComm}
+	if opts.Flight != nil {
+		fo := *opts.Flight
+		fo.Logger = opts.Logger
+		if r.flight, err = bpf.OpenFlight(ctx, fo); err != nil {
+			p.Close()
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Node is the node name stamped on every event.
 func (r *Recorder) Node() string { return r.node }
 
-// AddPID adds a process to the in-kernel filter.
-func (r *Recorder) AddPID(pid uint32) error { return r.probes.AddPID(pid) }
+// AddPID adds a process to the in-kernel filter (and to the flight recorder's).
+func (r *Recorder) AddPID(pid uint32) error {
+	if err := r.probes.AddPID(pid); err != nil {
+		return err
+	}
+	if r.flight != nil {
+		return r.flight.AddPID(pid)
+	}
+	return nil
+}
 
 // Run records until ctx ends, handing each converted batch to sink. A sink error is
 // counted and logged once per kind, never fatal: recording goes on.
 func (r *Recorder) Run(ctx context.Context, sink Sink) error {
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- r.probes.Run(ctx) }()
+	var flight <-chan []bpf.FlightCall
+	if r.flight != nil {
+		go func() { errc <- r.flight.Run(ctx) }()
+		flight = r.flight.Batches()
+	}
 	clock := r.probes.Clock()
+	probes := r.probes.Batches()
 	var buf []event.Event
-	for batch := range r.probes.Batches() {
-		buf = buf[:0]
-		for i := range batch {
-			if r.fromLauncher(&batch[i]) {
-				continue
-			}
-			buf = append(buf, event.Event{})
-			Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
-			r.counts[buf[len(buf)-1].Type].Add(1)
-		}
+	write := func() {
 		if err := sink.Write(ctx, buf); err != nil {
 			if r.sinkErrors.Add(1) == 1 {
 				r.log.Error("writing events", "err", err)
 			}
 		}
-		r.probes.Release(batch)
 	}
-	return <-errc
+	// One loop for both sources: a sink is written from one goroutine.
+	for probes != nil || flight != nil {
+		select {
+		case batch, ok := <-probes:
+			if !ok {
+				probes = nil
+				continue
+			}
+			buf = buf[:0]
+			for i := range batch {
+				if r.fromLauncher(&batch[i]) {
+					continue
+				}
+				buf = append(buf, event.Event{})
+				Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
+				r.counts[buf[len(buf)-1].Type].Add(1)
+			}
+			write()
+			r.probes.Release(batch)
+		case calls, ok := <-flight:
+			if !ok {
+				flight = nil
+				continue
+			}
+			buf = buf[:0]
+			for i := range calls {
+				if r.launcherCall(&calls[i]) {
+					continue
+				}
+				buf = append(buf, event.Event{})
+				ConvertFlight(r.node, clock, &calls[i], &buf[len(buf)-1])
+				r.counts[event.TypeSyscall].Add(1)
+			}
+			write()
+		}
+	}
+	err := <-errc
+	if r.flight != nil {
+		err = errors.Join(err, <-errc)
+	}
+	return err
+}
+
+// launcherCall reports a flight-recorder call of the launcher before it exec'd the
+// command (its comm is still the launcher's).
+func (r *Recorder) launcherCall(c *bpf.FlightCall) bool {
+	if r.launcherPID == 0 || c.PID != r.launcherPID || c.Comm != r.launcherComm {
+		return false
+	}
+	r.launcher.Add(1)
+	return true
 }
 
 // fromLauncher reports whether a sample is the launcher's, before it exec'd the command.
@@ -111,8 +183,14 @@ func (r *Recorder) fromLauncher(e *bpf.Event) bool {
 	return true
 }
 
-// Close detaches the probes.
-func (r *Recorder) Close() error { return r.probes.Close() }
+// Close detaches the probes (and the flight recorder).
+func (r *Recorder) Close() error {
+	err := r.probes.Close()
+	if r.flight != nil {
+		err = errors.Join(err, r.flight.Close())
+	}
+	return err
+}
 
 // Summary is what a recording saw and lost.
 type Summary struct {
@@ -123,6 +201,7 @@ type Summary struct {
 	Launcher     uint64 // events of the launcher before it exec'd the command, skipped
 	Restarted    uint64 // interrupted read/write attempts the kernel restarted, not recorded
 	Attachments  []bpf.Attachment
+	Flight       *bpf.FlightStats // with the flight recorder
 }
 
 // Summary reports counts so far.
@@ -139,6 +218,10 @@ func (r *Recorder) Summary() Summary {
 	}
 	for _, t := range event.Types() {
 		s.Events[t] = r.counts[t].Load()
+	}
+	if r.flight != nil {
+		fs := r.flight.Stats()
+		s.Flight = &fs
 	}
 	return s
 }
@@ -204,4 +287,67 @@ func typeOf(t bpf.EventType) event.Type {
 		return event.TypePageFault
 	}
 	return event.TypeUnknown
+}
+
+// ConvertFlight maps one flight-recorder call to a TypeSyscall event.
+func ConvertFlight(node string, clock *bpf.Clock, in *bpf.FlightCall, out *event.Event) {
+	*out = event.Event{
+		ID:       event.NewID(node, in.KtimeNs, in.TID, in.CPU, event.TypeSyscall),
+		TsNs:     clock.WallNs(in.KtimeNs),
+		KtimeNs:  in.KtimeNs,
+		Node:     node,
+		PID:      in.PID,
+		TID:      in.TID,
+		CPU:      in.CPU,
+		Comm:     in.Comm,
+		CgroupID: in.CgroupID,
+		Type:     event.TypeSyscall,
+		DurNs:    in.DurNs,
+		Syscall:  in.Syscall,
+		FD:       -1,
+		Args:     make([]int64, len(in.Args)),
+		Path:     in.Path,
+		Payload:  in.Payload,
+
+		Truncated: in.Truncated,
+	}
+	for i, a := range in.Args {
+		out.Args[i] = int64(a)
+	}
+	if fdArg(out.Syscall) {
+		out.FD = int32(in.Args[0])
+	}
+	setResult(out, in.Ret, 0)
+	if out.Syscall == "connect" || out.Syscall == "accept" || out.Syscall == "accept4" || out.Syscall == "getpeername" {
+		if ap, ok := sockaddr(in.Payload); ok {
+			out.DAddr, out.DPort = ap.Addr(), ap.Port()
+		}
+	}
+}
+
+// sockaddr decodes an AF_INET or AF_INET6 struct sockaddr.
+func sockaddr(b []byte) (netip.AddrPort, bool) {
+	if len(b) < 2 {
+		return netip.AddrPort{}, false
+	}
+	switch binary.LittleEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) >= 8 {
+			return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), binary.BigEndian.Uint16(b[2:])), true
+		}
+	case unix.AF_INET6:
+		if len(b) >= 24 {
+			return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])).Unmap(), binary.BigEndian.Uint16(b[2:])), true
+		}
+	}
+	return netip.AddrPort{}, false
+}
+
+// fdArg reports syscalls whose first argument is an fd.
+func fdArg(name string) bool {
+	switch name {
+	case "open", "creat", "socket", "poll", "ppoll", "select", "pselect6", "getrandom", "nanosleep", "clock_nanosleep":
+		return false
+	}
+	return true
 }

@@ -112,6 +112,9 @@ type Event struct {
 	ErrorCode     uint64                 `protobuf:"varint,52,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	KernelFault   bool                   `protobuf:"varint,53,opt,name=kernel_fault,json=kernelFault,proto3" json:"kernel_fault,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,60,opt,name=payload,proto3" json:"payload,omitempty"`
+	Args          []int64                `protobuf:"varint,61,rep,packed,name=args,proto3" json:"args,omitempty"`    // syscall events: the raw arguments
+	Path          string                 `protobuf:"bytes,62,opt,name=path,proto3" json:"path,omitempty"`            // syscall events: the path opened
+	Truncated     uint64                 `protobuf:"varint,63,opt,name=truncated,proto3" json:"truncated,omitempty"` // syscall events: bytes moved beyond what payload kept
 	TraceId       string                 `protobuf:"bytes,70,opt,name=trace_id,json=traceId,proto3" json:"trace_id,omitempty"`
 	SpanId        string                 `protobuf:"bytes,71,opt,name=span_id,json=spanId,proto3" json:"span_id,omitempty"`
 	Service       string                 `protobuf:"bytes,72,opt,name=service,proto3" json:"service,omitempty"`
@@ -383,6 +386,27 @@ func (x *Event) GetPayload() []byte {
 	return nil
 }
 
+func (x *Event) GetArgs() []int64 {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *Event) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Event) GetTruncated() uint64 {
+	if x != nil {
+		return x.Truncated
+	}
+	return 0
+}
+
 func (x *Event) GetTraceId() string {
 	if x != nil {
 		return x.TraceId
@@ -432,7 +456,7 @@ const file_event_proto_rawDesc = "" +
 	"\vevent.proto\x12\x0fkprobe.event.v1\"Q\n" +
 	"\x05Batch\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12.\n" +
-	"\x06events\x18\x02 \x03(\v2\x16.kprobe.event.v1.EventR\x06events\"\x80\b\n" +
+	"\x06events\x18\x02 \x03(\v2\x16.kprobe.event.v1.EventR\x06events\"\xc6\b\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x06R\x02id\x12\x13\n" +
 	"\x05ts_ns\x18\x02 \x01(\x03R\x04tsNs\x12\x19\n" +
@@ -468,7 +492,10 @@ const file_event_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x184 \x01(\x04R\terrorCode\x12!\n" +
 	"\fkernel_fault\x185 \x01(\bR\vkernelFault\x12\x18\n" +
-	"\apayload\x18< \x01(\fR\apayload\x12\x19\n" +
+	"\apayload\x18< \x01(\fR\apayload\x12\x12\n" +
+	"\x04args\x18= \x03(\x03R\x04args\x12\x12\n" +
+	"\x04path\x18> \x01(\tR\x04path\x12\x1c\n" +
+	"\ttruncated\x18? \x01(\x04R\ttruncated\x12\x19\n" +
 	"\btrace_id\x18F \x01(\tR\atraceId\x12\x17\n" +
 	"\aspan_id\x18G \x01(\tR\x06spanId\x12\x18\n" +
 	"\aservice\x18H \x01(\tR\aservice\x12\x1b\n" +

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 
 	driver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
@@ -18,12 +19,20 @@ type statement struct {
 	query  string
 	params map[string]any // besides $rows
 	rows   []any
+	// edges: the query that finds endpoints by ID, for rows whose nodes could not be
+	// found by element ID (see edgeQuery).
+	byID string
 }
 
 // Write merges g into the graph. Nodes and edges are MERGEd on their keys (node ID; edge
 // From, To, Type), so writing the same graph again changes nothing. A write of more than
 // BatchRows items commits in several transactions, up to Writers at once: nodes first,
 // then edges. If it fails half-way, writing it again completes it.
+//
+// Most of the server's time in a write goes to seeking string IDs in the uniqueness
+// index, so each node is sought once: the node statements return the element IDs of
+// what they merged, and the edge statements find their endpoints by those (a record
+// fetch, no index).
 func (s *Store) Write(ctx context.Context, g causal.Graph) error {
 	g, err := graphstore.Normalize(g)
 	if err != nil {
@@ -33,21 +42,35 @@ func (s *Store) Write(ctx context.Context, g causal.Graph) error {
 		return nil
 	}
 	nodes, edges := plan(g)
-	for _, phase := range [][]statement{nodes, edges} {
-		if err := s.commitAll(ctx, batches(phase, s.opts.BatchRows)); err != nil {
-			return fmt.Errorf("writing graph: %w", err)
+	eids := &elementIDs{m: make(map[string]string, len(g.Nodes))}
+	if err := s.commitAll(ctx, batches(nodes, s.opts.BatchRows), eids); err != nil {
+		return fmt.Errorf("writing graph: %w", err)
+	}
+	for _, st := range edges {
+		for _, r := range st.rows {
+			row := r.(map[string]any)
+			row["a"], row["b"] = eids.m[row["from"].(string)], eids.m[row["to"].(string)]
 		}
 	}
+	if err := s.commitAll(ctx, batches(edges, s.opts.BatchRows), nil); err != nil {
+		return fmt.Errorf("writing graph: %w", err)
+	}
 	return nil
+}
+
+// elementIDs maps node IDs to the element IDs the node statements returned.
+type elementIDs struct {
+	mu sync.Mutex
+	m  map[string]string
 }
 
 // commitAll commits txs on up to Writers sessions at once. Within a phase they never
 // wait on each other for nodes (a normalised write names each node once); edges into a
 // shared node can deadlock, and the driver retries the loser.
-func (s *Store) commitAll(ctx context.Context, txs [][]statement) error {
+func (s *Store) commitAll(ctx context.Context, txs [][]statement, eids *elementIDs) error {
 	if len(txs) == 1 || s.opts.Writers == 1 {
 		for _, tx := range txs {
-			if err := s.commit(ctx, tx); err != nil {
+			if err := s.commit(ctx, tx, eids); err != nil {
 				return err
 			}
 		}
@@ -56,13 +79,14 @@ func (s *Store) commitAll(ctx context.Context, txs [][]statement) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	next := make(chan []statement)
-	errs := make(chan error, s.opts.Writers)
-	for range min(s.opts.Writers, len(txs)) {
+	workers := min(s.opts.Writers, len(txs))
+	errs := make(chan error, workers)
+	for range workers {
 		go func() {
 			var err error
 			for tx := range next {
 				if err == nil {
-					if err = s.commit(ctx, tx); err != nil {
+					if err = s.commit(ctx, tx, eids); err != nil {
 						cancel()
 					}
 				}
@@ -78,7 +102,7 @@ func (s *Store) commitAll(ctx context.Context, txs [][]statement) error {
 	}
 	close(next)
 	var first error
-	for range min(s.opts.Writers, len(txs)) {
+	for range workers {
 		if err := <-errs; err != nil && first == nil {
 			first = err
 		}
@@ -120,7 +144,7 @@ func plan(g causal.Graph) (nodes, edges []statement) {
 		nodes = append(nodes, statement{query: bareNodeQuery, rows: bare})
 	}
 	for _, typ := range slices.Sorted(maps.Keys(byType)) {
-		edges = append(edges, statement{query: edgeQuery(typ), rows: byType[typ]})
+		edges = append(edges, statement{query: edgeQuery(typ), byID: edgeQueryByID(typ), rows: byType[typ]})
 	}
 	return nodes, edges
 }
@@ -132,19 +156,38 @@ func nodeQuery(label string) string {
 MERGE (n:KprobeNode {_id: row.id})
 WITH n, row, n._label AS old
 FOREACH (o IN CASE WHEN old IS NOT NULL AND old <> $label THEN [old] ELSE [] END | REMOVE n:$(o))
-SET n:` + label + `, n._label = $label, n += row.props`
+SET n:` + label + `, n._label = $label, n += row.props
+RETURN row.id AS id, elementId(n) AS eid`
 }
 
-const bareNodeQuery = `UNWIND $rows AS id MERGE (:KprobeNode {_id: id})`
+const bareNodeQuery = `UNWIND $rows AS id
+MERGE (n:KprobeNode {_id: id})
+RETURN id, elementId(n) AS eid`
 
-// edgeQuery MERGEs edges of one type. Every property is set, evidence to null when
-// there is none, so a re-written edge is replaced; naming them (not SET r = map) spares
-// the plan an Eager step. Endpoints exist: plan creates them first.
+// edgeQuery MERGEs edges of one type, finding endpoints by element ID and checking
+// their IDs (an element ID can be reused once its node is deleted): a row whose
+// endpoints are not found is not counted, and the statement runs again by ID. Every
+// property is set, evidence to null when there is none, so a re-written edge is
+// replaced; naming them (not SET r = map) spares the plan an Eager step.
 func edgeQuery(typ string) string {
+	return `UNWIND $rows AS row
+MATCH (a) WHERE elementId(a) = row.a
+MATCH (b) WHERE elementId(b) = row.b
+WITH row, a, b WHERE a._id = row.from AND b._id = row.to
+` + mergeEdge(typ) + `
+RETURN count(*) AS n`
+}
+
+func edgeQueryByID(typ string) string {
 	return `UNWIND $rows AS row
 MATCH (a:KprobeNode {_id: row.from})
 MATCH (b:KprobeNode {_id: row.to})
-MERGE (a)-[r:` + typ + `]->(b)
+` + mergeEdge(typ) + `
+RETURN count(*) AS n`
+}
+
+func mergeEdge(typ string) string {
+	return `MERGE (a)-[r:` + typ + `]->(b)
 SET r.explained_ns = row.explained_ns, r.rule = row.rule, r.confidence = row.confidence,
     r.join = row.join, r.evidence = row.evidence`
 }
@@ -196,11 +239,14 @@ func batches(stmts []statement, max int) [][]statement {
 }
 
 // commit runs one transaction; the driver retries it on transient errors (deadlocks
-// between concurrent writers MERGEing the same nodes, leader changes).
-func (s *Store) commit(ctx context.Context, tx []statement) error {
+// between concurrent writers MERGEing the same nodes, leader changes). Element IDs that
+// node statements return go into eids once the transaction has committed.
+func (s *Store) commit(ctx context.Context, tx []statement, eids *elementIDs) error {
 	sess := s.session(ctx, driver.AccessModeWrite)
 	defer sess.Close(context.WithoutCancel(ctx))
+	var got [][2]string
 	_, err := sess.ExecuteWrite(ctx, func(t driver.ManagedTransaction) (any, error) {
+		got = got[:0] // a retry starts over
 		for _, st := range tx {
 			params := map[string]any{"rows": st.rows}
 			for k, v := range st.params {
@@ -210,11 +256,44 @@ func (s *Store) commit(ctx context.Context, tx []statement) error {
 			if err != nil {
 				return nil, err
 			}
-			if _, err := res.Consume(ctx); err != nil {
+			recs, err := res.Collect(ctx)
+			if err != nil {
 				return nil, err
+			}
+			if st.byID != "" {
+				if n, _ := recs[0].Values[0].(int64); int(n) < len(st.rows) {
+					if err := runByID(ctx, t, st, params); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			for _, r := range recs {
+				id, _ := r.Values[0].(string)
+				eid, _ := r.Values[1].(string)
+				got = append(got, [2]string{id, eid})
 			}
 		}
 		return nil, nil
 	})
+	if err != nil || eids == nil {
+		return err
+	}
+	eids.mu.Lock()
+	defer eids.mu.Unlock()
+	for _, p := range got {
+		eids.m[p[0]] = p[1]
+	}
+	return nil
+}
+
+// runByID writes a statement's edges finding the endpoints by ID: the rare path, when
+// an element ID went stale between the node and the edge transactions.
+func runByID(ctx context.Context, t driver.ManagedTransaction, st statement, params map[string]any) error {
+	res, err := t.Run(ctx, st.byID, params)
+	if err != nil {
+		return err
+	}
+	_, err = res.Consume(ctx)
 	return err
 }

@@ -1,9 +1,14 @@
 package neo4j
 
 import (
+	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprobe/kprobe/pipeline/causal"
 )
 
 // TestBatches: transactions hold at most max rows, statements are split where needed,
@@ -39,5 +44,33 @@ func TestBatches(t *testing.T) {
 	}
 	if got := batches(nil, 4); len(got) != 0 {
 		t.Errorf("batches of nothing: %v", got)
+	}
+}
+
+// TestStaleElementIDsFallBackToIDs: an edge statement whose element IDs find nothing (the
+// node was deleted and its ID reused, or never returned) still writes its edges, by ID.
+func TestStaleElementIDsFallBackToIDs(t *testing.T) {
+	opts := testOptions(t)
+	ctx := context.Background()
+	s, err := Open(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := fmt.Sprintf("kprobe-test-stale-%d/", time.Now().UnixNano())
+	t.Cleanup(func() { deletePrefix(t, opts, p) })
+	a, b := p+"a", p+"b"
+	if err := s.Write(ctx, causal.Graph{Nodes: []causal.Node{{ID: a, Label: causal.LabelSpan}, {ID: b, Label: causal.LabelCause}}}); err != nil {
+		t.Fatal(err)
+	}
+	row := edgeRow(causal.Edge{From: a, To: b, Type: "CAUSED_BY", ExplainedNs: 5})
+	row["a"], row["b"] = "4:00000000-0000-0000-0000-000000000000:999999999", "nonsense"
+	st := statement{query: edgeQuery("CAUSED_BY"), byID: edgeQueryByID("CAUSED_BY"), rows: []any{row}}
+	if err := s.commit(ctx, []statement{st}, nil); err != nil {
+		t.Fatal(err)
+	}
+	paths, err := s.Causes(ctx, a, 0)
+	if err != nil || len(paths) != 1 || paths[0].Edges[0].ExplainedNs != 5 {
+		t.Errorf("Causes after a write with stale element IDs: %v, %v", paths, err)
 	}
 }
