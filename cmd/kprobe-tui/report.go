@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/kprobe/kprobe/pipeline/investigate"
-	"github.com/kprobe/kprobe/ui/common"
 )
 
 // runReport prints (or writes) the markdown incident report of one subject.
@@ -59,7 +58,3 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stderr, "report written:", output)
 	return nil
 }
-
-// replayer is the replay engine behind the workstation's replay screen; nil until the
-// engine is built in (the screen then says replay is unavailable).
-func replayer(investigate.Service) common.Replayer { return nil }
