@@ -70,10 +70,10 @@ func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default) or --api HOST:PORT")
 }
 
-// openLocal is the use-case layer over the stores under --data. (The use cases over the
-// embedded stores are being built; until they land only the API reaches data.)
+// openLocal is the use-case layer over the stores under --data.
 func openLocal(ctx context.Context, data string) (investigate.Service, error) {
-	return nil, fmt.Errorf("reading %s directly is not built yet: start 'kprobe-agent standalone --data %s' (the workstation then reads through its API socket) or use --api", data, data)
+	sf := storeFlags{data: data}
+	return sf.open(ctx)
 }
 
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).

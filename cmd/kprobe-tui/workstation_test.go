@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/api/server/servertest"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
@@ -42,19 +43,7 @@ func TestWorkstationErrors(t *testing.T) {
 // returns its address.
 func serveAPI(t *testing.T, n int) string {
 	t.Helper()
-	srv, err := server.New(server.Options{Service: investigatetest.New(n)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr()
+	return servertest.Serve(t, server.Options{Service: investigatetest.New(n)}, server.ListenConfig{}).Addr()
 }
 
 // `report --api` builds the same report through the API as in process.
