@@ -3,95 +3,70 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/kprobe/kprobe/pipeline/dataset"
+	"golang.org/x/sys/unix"
+
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
-	"github.com/kprobe/kprobe/replay"
 	"github.com/kprobe/kprobe/ui/common"
 )
 
-// The workstation's replays run on the real engine (ptrace, seccomp): the program's
-// output, its syscalls and the summary arrive on one stream, the summary last.
-func TestEngineReplayerStreamsARun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs ptrace and seccomp user notification: not in -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (ptrace, seccomp user notification)")
-	}
-	// Record the program with the real agent's flight recorder, then replay it.
-	program := []string{"/bin/sh", "-c", "echo replayed; exit 3"}
-	out := filepath.Join(t.TempDir(), "events.jsonl")
-	rec := exec.Command(filepath.Join(bins(t), "kprobe-agent"), append([]string{"record", "--flight-recorder", "--output", out, "--"}, program...)...)
-	// The recorder ends with the recorded command's failure (its exit 3).
-	if b, err := rec.CombinedOutput(); err != nil && !strings.Contains(string(b), "recorded command: exit status 3") {
-		t.Fatalf("recording: %v\n%s", err, b)
-	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := dataset.ReadJSONL(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid uint32
-	for _, e := range evs {
-		if e.Type == event.TypeSyscall {
-			pid = e.PID
-			break
-		}
-	}
-	if pid == 0 {
-		t.Fatalf("the flight recorder kept no syscall of %v (%d events)", program, len(evs))
-	}
-	r := engineReplayer{log: replay.Events(evs)}
-	ch, err := r.Start(context.Background(), common.ReplayRequest{
-		Process: investigate.Process{PID: pid},
-		Program: program,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var output strings.Builder
-	var syscalls int
-	var done *investigate.Experiment
-	for u := range ch {
-		if done != nil {
-			t.Fatalf("an update after the summary: %+v", u)
-		}
-		switch {
-		case u.Done != nil:
-			done = u.Done
-		case u.Syscall != nil:
-			syscalls++
-		default:
-			output.WriteString(u.Output)
-		}
-	}
-	if done == nil {
-		t.Fatal("the stream closed without a summary")
-	}
-	if done.ExitCode != 3 || done.Err != "" {
-		t.Errorf("summary %+v: want exit 3 and no error", done)
-	}
-	if !strings.Contains(output.String(), "replayed") {
-		t.Errorf("output %q lacks the program's line", output.String())
-	}
-	if syscalls == 0 || done.Served == 0 {
-		t.Errorf("%d syscalls traced, %d served from the recording: want both > 0 (%+v)", syscalls, done.Served, done)
-	}
+// syscallLogOnly is a Service that answers SyscallLog from events in memory: the pane's
+// adapter needs nothing else of it.
+type syscallLogOnly struct {
+	investigate.Service
+	evs []event.Event
 }
 
-func TestEngineReplayerNeedsAProgram(t *testing.T) {
-	_, err := engineReplayer{log: replay.Events(nil)}.Start(context.Background(), common.ReplayRequest{})
-	if err == nil || !strings.Contains(err.Error(), "which program") {
-		t.Fatalf("err = %v", err)
+func (s syscallLogOnly) SyscallLog(context.Context, investigate.SyscallLogQuery) ([]event.Event, error) {
+	return s.evs, nil
+}
+
+// TestReplayerFeedsThePane: the workstation's replay pane gets the program's output, the
+// marked trace and the experiment, from the real engine.
+func TestReplayerFeedsThePane(t *testing.T) {
+	if testing.Short() || os.Geteuid() != 0 {
+		t.Skip("runs the replay engine: needs root (ptrace, seccomp), not in -short")
+	}
+	path := filepath.Join(t.TempDir(), "rates.txt")
+	os.WriteFile(path, []byte("9.99\n"), 0o644)
+	const pid = 4242
+	prod := []byte("1.25\n")
+	evs := []event.Event{
+		{Type: event.TypeSyscall, PID: pid, TID: pid, KtimeNs: 1, Syscall: "openat", FD: -100, Bytes: 3, Path: path, Args: []int64{-100, 0, unix.O_RDONLY}},
+		{Type: event.TypeSyscall, PID: pid, TID: pid, KtimeNs: 2, Syscall: "read", FD: 3, Bytes: int64(len(prod)), Payload: prod, Args: []int64{3, 0, 131072}},
+		{Type: event.TypeSyscall, PID: pid, TID: pid, KtimeNs: 3, Syscall: "read", FD: 3, Args: []int64{3, 0, 131072}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ch, err := newReplayer(syscallLogOnly{evs: evs}).Start(ctx, common.ReplayRequest{
+		Process: investigate.Process{PID: pid}, Program: []string{"cat", path}, Timing: "fast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var output string
+	var served []string
+	var done *investigate.Experiment
+	for u := range ch {
+		output += u.Output
+		if u.Syscall != nil && u.Syscall.Mark == common.MarkServed {
+			served = append(served, u.Syscall.Text)
+		}
+		if u.Done != nil {
+			done = u.Done
+		}
+	}
+	if output != string(prod) {
+		t.Errorf("pane output %q, want production's %q", output, prod)
+	}
+	if len(served) != 3 || !strings.HasPrefix(served[1], "read(3) = 5 [file "+path+"]") {
+		t.Errorf("served lines %q", served)
+	}
+	if done == nil || done.ExitCode != 0 || done.Served != 3 || done.Err != "" || done.Timing != "fast" {
+		t.Errorf("experiment %+v", done)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/kprobe/kprobe/pipeline/investigate"
+	"github.com/kprobe/kprobe/ui/common"
 )
 
 // runReport prints (or writes) the markdown incident report of one subject.
@@ -58,3 +59,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stderr, "report written:", output)
 	return nil
 }
+
+// replayer is the replay engine behind the workstation's replay screen (replayer.go).
+func replayer(svc investigate.Service) common.Replayer { return newReplayer(svc) }
