@@ -125,4 +125,3 @@ func waitForReaders(ctx context.Context, log *slog.Logger, data string, timeout 
 		}
 	}
 }
-
