@@ -12,10 +12,10 @@ import (
 // undo, so that a call withdrawn by a signal (and restarted by the kernel) is served the
 // same record again: a record is never consumed twice.
 type cursors struct {
-	in      map[*recording.Resource]*streamPos
-	out     map[*recording.Resource]*streamPos
-	opens   map[string]int
-	used    map[*recording.Call]bool // connects, accepts, polls, randoms
+	in    map[*recording.Resource]*streamPos
+	out   map[*recording.Resource]*streamPos
+	opens map[string]int
+	used  map[*recording.Call]bool // connects, accepts, polls, randoms
 	// held is when the program first waited for a recorded readiness that a shorter
 	// timeout made it miss: the next wait gets what is left.
 	held map[*recording.Call]time.Time
