@@ -12,7 +12,7 @@ export KPROBE_NEO4J_USER ?= neo4j
 export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
 export KPROBE_NEO4J_CA_FILE ?= $(CACHE)/neo4j/tls/ca.crt
 
-.PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench demo clean
+.PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench accuracy demo clean
 
 all: build
 
@@ -73,6 +73,10 @@ test-short:
 ## test: everything, against the real kernel, real Kafka, real Neo4j and the real ClickHouse engine.
 test: deps chdb otel kafka-up neo4j-up check-generate vet
 	scripts/test.sh
+
+## accuracy: top-1/top-3 diagnosis accuracy over RUNS (default 5) recordings of every incident (root).
+accuracy: deps chdb
+	scripts/accuracy.sh
 
 ## bench: the benchmarks cited in BENCHMARKS.md.
 bench: deps chdb kafka-up neo4j-up

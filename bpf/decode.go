@@ -65,22 +65,13 @@ var (
 // e.Payload's backing array is reused when it is large enough. Decode never
 // panics: short or inconsistent input returns an error.
 func Decode(raw []byte, e *Event) error {
-	if len(raw) < eventSize {
-		return fmt.Errorf("%w: %d bytes, want %d", ErrShortEvent, len(raw), eventSize)
+	typ, err := checkSample(raw)
+	if err != nil {
+		return err
 	}
 	le := binary.LittleEndian
-	typ := EventType(raw[offType])
-	if typ == 0 || int(typ) >= numEventTypes {
-		return fmt.Errorf("%w: type %d", ErrBadEvent, typ)
-	}
 	sc := raw[offSyscall]
-	if int(sc) >= len(syscallNames) {
-		return fmt.Errorf("%w: syscall %d", ErrBadEvent, sc)
-	}
 	plen := int(le.Uint16(raw[offPayloadLen:]))
-	if plen > MaxPayload || eventSize+plen > len(raw) {
-		return fmt.Errorf("%w: payload length %d in %d-byte sample", ErrBadEvent, plen, len(raw))
-	}
 	flags := raw[offFlags]
 	payload := e.Payload[:0]
 
@@ -131,6 +122,42 @@ func Decode(raw []byte, e *Event) error {
 		e.Payload = append(payload, raw[eventSize:eventSize+plen]...)
 	}
 	return nil
+}
+
+// checkSample returns the type of a ring-buffer sample that Decode accepts,
+// or why it does not.
+func checkSample(raw []byte) (EventType, error) {
+	if len(raw) < eventSize {
+		return 0, fmt.Errorf("%w: %d bytes, want %d", ErrShortEvent, len(raw), eventSize)
+	}
+	typ := EventType(raw[offType])
+	if typ == 0 || int(typ) >= numEventTypes {
+		return 0, fmt.Errorf("%w: type %d", ErrBadEvent, typ)
+	}
+	if sc := raw[offSyscall]; int(sc) >= len(syscallNames) {
+		return 0, fmt.Errorf("%w: syscall %d", ErrBadEvent, sc)
+	}
+	plen := int(binary.LittleEndian.Uint16(raw[offPayloadLen:]))
+	if plen > MaxPayload || eventSize+plen > len(raw) {
+		return 0, fmt.Errorf("%w: payload length %d in %d-byte sample", ErrBadEvent, plen, len(raw))
+	}
+	return typ, nil
+}
+
+// restartedSample reports a read/write whose result is one of the kernel's
+// internal restart codes (ERESTARTSYS 512, ERESTARTNOINTR 513,
+// ERESTARTNOHAND 514, ERESTART_RESTARTBLOCK 516): a signal interrupted it
+// and the kernel runs it again (or turns the code into EINTR, which the
+// sched_switch and the next attempt still show). raw passed checkSample.
+func restartedSample(typ EventType, raw []byte) bool {
+	if typ != EventRead && typ != EventWrite {
+		return false
+	}
+	switch binary.LittleEndian.Uint32(raw[offErr:]) {
+	case 512, 513, 514, 516:
+		return true
+	}
+	return false
 }
 
 // Comm strings repeat endlessly; a small lock-free cache keyed by the raw

@@ -235,20 +235,25 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-func TestRestartedSyscall(t *testing.T) {
+func TestRestartedSample(t *testing.T) {
 	tests := []struct {
-		e    Event
+		e    bpfEvent
 		want bool
 	}{
-		{Event{Type: EventRead, Ret: -512, Errno: 512}, true},
-		{Event{Type: EventWrite, Ret: -516, Errno: 516}, true},
-		{Event{Type: EventRead, Ret: -4, Errno: 4}, false}, // EINTR is what the program saw
-		{Event{Type: EventRead, Ret: 512}, false},          // 512 bytes read
-		{Event{Type: EventTCPRecv, Ret: -512, Errno: 512}, false},
+		{bpfEvent{Type: uint8(EventRead), Syscall: 1, Ret: -512, Err: 512}, true},
+		{bpfEvent{Type: uint8(EventWrite), Syscall: 4, Ret: -516, Err: 516}, true},
+		{bpfEvent{Type: uint8(EventRead), Syscall: 1, Ret: -4, Err: 4}, false}, // EINTR is what the program saw
+		{bpfEvent{Type: uint8(EventRead), Syscall: 1, Ret: 512}, false},        // 512 bytes read
+		{bpfEvent{Type: uint8(EventTCPRecv), Ret: -512, Err: 512}, false},
 	}
 	for _, tt := range tests {
-		if got := restartedSyscall(&tt.e); got != tt.want {
-			t.Errorf("restartedSyscall(%+v) = %v, want %v", tt.e, got, tt.want)
+		raw := sample(t, tt.e, nil)
+		typ, err := checkSample(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := restartedSample(typ, raw); got != tt.want {
+			t.Errorf("restartedSample(%+v) = %v, want %v", tt.e, got, tt.want)
 		}
 	}
 }

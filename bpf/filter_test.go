@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
 // runDD runs dd doing n 1-byte reads and writes, and returns its pid.
@@ -23,19 +25,19 @@ func runDD(t *testing.T, n int) uint32 {
 
 func TestFilterPID(t *testing.T) {
 	needKernel(t)
-	w := startWorkload(t, "writes", "100")
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}})
+	w := bpftest.Start(t, "writes", "100")
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}})
 	s := startSession(r)
 	ddPID := runDD(t, 200)
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 
 	writes := 0
 	for _, e := range evs {
-		if e.PID != w.info.PID {
-			t.Fatalf("event from pid %d (dd is %d) with pid filter %d: %+v", e.PID, ddPID, w.info.PID, e)
+		if e.PID != w.Info.PID {
+			t.Fatalf("event from pid %d (dd is %d) with pid filter %d: %+v", e.PID, ddPID, w.Info.PID, e)
 		}
-		if e.Type == EventWrite && e.FD == w.info.FD {
+		if e.Type == EventWrite && e.FD == w.Info.FD {
 			writes++
 		}
 	}
@@ -47,11 +49,11 @@ func TestFilterPID(t *testing.T) {
 func TestFilterComm(t *testing.T) {
 	needKernel(t)
 	const n = 300
-	w := startWorkload(t, "writes", "50")
+	w := bpftest.Start(t, "writes", "50")
 	r := openProbes(t, Options{Comms: []string{"dd"}})
 	s := startSession(r)
 	ddPID := runDD(t, n)
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 
 	var reads, writes int
@@ -86,8 +88,8 @@ func TestFilterCgroup(t *testing.T) {
 	}
 	t.Cleanup(func() { os.Remove(dir) })
 
-	w := startWorkload(t, "writes", "100")
-	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(int(w.info.PID))), 0); err != nil {
+	w := bpftest.Start(t, "writes", "100")
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(int(w.Info.PID))), 0); err != nil {
 		t.Skipf("cannot move a process into cgroup %s: %v", dir, err)
 	}
 	id, err := CgroupID(dir)
@@ -97,15 +99,15 @@ func TestFilterCgroup(t *testing.T) {
 	r := openProbes(t, Options{CgroupPaths: []string{dir}})
 	s := startSession(r)
 	runDD(t, 100) // outside the cgroup
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 
 	writes := 0
 	for _, e := range evs {
-		if e.CgroupID != id || e.PID != w.info.PID {
+		if e.CgroupID != id || e.PID != w.Info.PID {
 			t.Fatalf("event from pid %d cgroup %d under cgroup filter %d: %+v", e.PID, e.CgroupID, id, e)
 		}
-		if e.Type == EventWrite && e.FD == w.info.FD {
+		if e.Type == EventWrite && e.FD == w.Info.FD {
 			writes++
 		}
 	}
@@ -138,21 +140,21 @@ func TestCgroupID(t *testing.T) {
 
 func TestAddPID(t *testing.T) {
 	needKernel(t)
-	w := startWorkload(t, "writes", "100")
+	w := bpftest.Start(t, "writes", "100")
 	// Start with a filter that matches nothing, as when launching a command.
 	r := openProbes(t, Options{PIDs: []uint32{1 << 30}})
 	s := startSession(r)
-	if err := r.AddPID(w.info.PID); err != nil {
+	if err := r.AddPID(w.Info.PID); err != nil {
 		t.Fatal(err)
 	}
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 	writes := 0
 	for _, e := range evs {
-		if e.PID != w.info.PID {
+		if e.PID != w.Info.PID {
 			t.Fatalf("unexpected event from pid %d: %+v", e.PID, e)
 		}
-		if e.Type == EventWrite && e.FD == w.info.FD {
+		if e.Type == EventWrite && e.FD == w.Info.FD {
 			writes++
 		}
 	}
@@ -163,7 +165,7 @@ func TestAddPID(t *testing.T) {
 
 func TestSelfExcluded(t *testing.T) {
 	needKernel(t)
-	w := startWorkload(t, "writes", "10")
+	w := bpftest.Start(t, "writes", "10")
 	r := openProbes(t, Options{}) // no filters: everything but the recorder itself
 	s := startSession(r)
 	f, err := os.CreateTemp(t.TempDir(), "self")
@@ -174,14 +176,14 @@ func TestSelfExcluded(t *testing.T) {
 		f.Write([]byte("x"))
 	}
 	f.Close()
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 	self, seenWorkload := uint32(os.Getpid()), false
 	for _, e := range evs {
 		if e.PID == self {
 			t.Fatalf("recorder's own event recorded: %+v", e)
 		}
-		seenWorkload = seenWorkload || e.PID == w.info.PID
+		seenWorkload = seenWorkload || e.PID == w.Info.PID
 	}
 	if !seenWorkload {
 		t.Error("unfiltered recorder saw nothing from the workload")
@@ -198,7 +200,7 @@ func TestFilterCommSelectsProcess(t *testing.T) {
 	needKernel(t)
 	const n, k = 4, 200
 	const name = "kp-mtsel"
-	bin, err := os.ReadFile(buildWorkload(t))
+	bin, err := os.ReadFile(bpftest.Binary(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,21 +208,21 @@ func TestFilterCommSelectsProcess(t *testing.T) {
 	if err := os.WriteFile(renamed, bin, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	w := startWorkload(t, "exec", strconv.Itoa(k), renamed, "threads", strconv.Itoa(n), strconv.Itoa(k))
+	w := bpftest.Start(t, "exec", strconv.Itoa(k), renamed, "threads", strconv.Itoa(n), strconv.Itoa(k))
 	r := openProbes(t, Options{Comms: []string{name}})
 	s := startSession(r)
-	w.start(t)             // k writes as "workload", then exec
-	after := w.readInfo(t) // printed by kp-mtsel
-	w.run(t)               // the threads' writes
+	w.Go(t)                // k writes as "workload", then exec
+	after := w.ReadInfo(t) // printed by kp-mtsel
+	w.Run(t)               // the threads' writes
 	evs := s.stop(t)
 
-	if after.PID != w.info.PID {
-		t.Fatalf("pid %d after exec, %d before", after.PID, w.info.PID)
+	if after.PID != w.Info.PID {
+		t.Fatalf("pid %d after exec, %d before", after.PID, w.Info.PID)
 	}
 	writes := map[string]int{} // by thread name
 	tids := map[uint32]bool{}
 	for _, e := range evs {
-		if e.PID != w.info.PID {
+		if e.PID != w.Info.PID {
 			t.Fatalf("event of pid %d (comm %q) under --comm %s: %+v", e.PID, e.Comm, name, e)
 		}
 		if e.Type != EventWrite || e.Ret != 1 {

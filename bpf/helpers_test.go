@@ -1,160 +1,22 @@
 package bpf
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
-// needKernel skips tests that load BPF programs unless running as root
-// outside -short.
-func needKernel(tb testing.TB) {
-	tb.Helper()
-	if testing.Short() {
-		tb.Skip("loads BPF programs into the kernel: skipped in -short")
-	}
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: loads BPF programs and attaches tracepoints")
-	}
-}
-
-var (
-	workloadOnce sync.Once
-	workloadBin  string
-	workloadErr  error
-	workloadDir  string
-)
+var needKernel = bpftest.NeedKernel
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if workloadDir != "" {
-		os.RemoveAll(workloadDir)
-	}
+	bpftest.Cleanup()
 	os.Exit(code)
-}
-
-// buildWorkload compiles testdata/workload.c once per test binary.
-func buildWorkload(tb testing.TB) string {
-	tb.Helper()
-	workloadOnce.Do(func() {
-		gcc, err := exec.LookPath("gcc")
-		if err != nil {
-			workloadErr = fmt.Errorf("gcc not found: %w", err)
-			return
-		}
-		workloadDir, err = os.MkdirTemp("", "kprobe-bpf-workload")
-		if err != nil {
-			workloadErr = err
-			return
-		}
-		workloadBin = filepath.Join(workloadDir, "workload")
-		out, err := exec.Command(gcc, "-O2", "-Wall", "-pthread", "-o", workloadBin, "testdata/workload.c").CombinedOutput()
-		if err != nil {
-			workloadErr = fmt.Errorf("building workload: %v\n%s", err, out)
-		}
-	})
-	if workloadErr != nil {
-		if _, err := exec.LookPath("gcc"); err != nil {
-			tb.Skipf("needs gcc to build testdata/workload.c: %v", err)
-		}
-		tb.Fatal(workloadErr)
-	}
-	return workloadBin
-}
-
-type portPair struct {
-	Client int `json:"client_port"`
-	Server int `json:"server_port"`
-}
-
-// workloadInfo is what the workload prints before waiting for "go".
-type workloadInfo struct {
-	PID       uint32   `json:"pid"`
-	TID       uint32   `json:"tid"`
-	FD        int32    `json:"fd"`
-	Dev       uint64   `json:"dev"`
-	Ino       uint64   `json:"ino"`
-	V4        portPair `json:"v4"`
-	V6        portPair `json:"v6"`
-	Region    uint64   `json:"region"`
-	RegionLen uint64   `json:"region_len"`
-	PageSize  uint64   `json:"page_size"`
-	Spinner   uint32   `json:"spinner"`
-}
-
-type workload struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	info   workloadInfo
-}
-
-// startWorkload starts the workload and reads its setup line; it then
-// blocks until go() is called.
-func startWorkload(tb testing.TB, args ...string) *workload {
-	tb.Helper()
-	cmd := exec.Command(buildWorkload(tb), args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	w := &workload{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout)}
-	tb.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	w.info = w.readInfo(tb)
-	return w
-}
-
-// readInfo reads the setup line the workload prints before waiting for "go"
-// (again after an exec).
-func (w *workload) readInfo(tb testing.TB) workloadInfo {
-	tb.Helper()
-	line, err := w.stdout.ReadBytes('\n')
-	if err != nil {
-		tb.Fatalf("reading workload info: %v", err)
-	}
-	var info workloadInfo
-	if err := json.Unmarshal(line, &info); err != nil {
-		tb.Fatalf("decoding workload info %q: %v", line, err)
-	}
-	return info
-}
-
-// start signals go without waiting.
-func (w *workload) start(tb testing.TB) {
-	tb.Helper()
-	if _, err := w.stdin.Write([]byte{'g'}); err != nil {
-		tb.Fatalf("signalling workload: %v", err)
-	}
-}
-
-// run signals go and waits for the workload to exit.
-func (w *workload) run(tb testing.TB) {
-	tb.Helper()
-	w.start(tb)
-	if err := w.cmd.Wait(); err != nil {
-		tb.Fatalf("workload: %v", err)
-	}
 }
 
 // session runs the Probes and collects every delivered event.

@@ -3,7 +3,10 @@ package bpf
 import (
 	"context"
 	"os"
+	"strconv"
 	"testing"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
 // TestKernelLost fills a one-page ring buffer while nobody reads it: the
@@ -12,9 +15,9 @@ import (
 func TestKernelLost(t *testing.T) {
 	needKernel(t)
 	const k = 5000
-	w := startWorkload(t, "writes", "5000")
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, RingBytes: os.Getpagesize()})
-	w.run(t) // Run not started: the ring fills up
+	w := bpftest.Start(t, "writes", "5000")
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}, RingBytes: os.Getpagesize()})
+	w.Run(t) // Run not started: the ring fills up
 	s := startSession(r)
 	evs := s.stop(t)
 
@@ -52,17 +55,19 @@ func TestKernelLost(t *testing.T) {
 	t.Logf("received %d writes, kernel lost %d (all types %d)", got, lostWrites, st.KernelLost)
 }
 
-// TestQueueDropped never consumes Batches: Run must keep draining the ring
-// and count the batches it could not queue.
+// TestQueueDropped consumes Batches only after Run returns, with a
+// one-chunk queue behind the reader: Run must keep draining the ring (the
+// kernel loses nothing) and count what the queue could not take, and every
+// event read is either delivered or counted.
 func TestQueueDropped(t *testing.T) {
 	needKernel(t)
-	const k = 5000
-	w := startWorkload(t, "writes", "5000")
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}, QueueLen: 1})
+	const k = 50000 // ~10 chunks
+	w := bpftest.Start(t, "writes", strconv.Itoa(k))
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}, BufferBytes: chunkBytes, QueueLen: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	w.run(t)
+	w.Run(t)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -73,7 +78,7 @@ func TestQueueDropped(t *testing.T) {
 	}
 	st := r.Stats()
 	if st.QueueDropped == 0 || st.QueueDroppedBatches == 0 {
-		t.Fatalf("nothing dropped with a one-batch queue: %+v", st)
+		t.Fatalf("nothing dropped with a one-chunk queue: %+v", st)
 	}
 	if st.KernelLost != 0 {
 		t.Errorf("kernel lost %d: the reader must keep draining", st.KernelLost)

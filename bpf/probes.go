@@ -29,16 +29,25 @@ type Options struct {
 	CgroupPaths  []string // cgroup v2 directories, resolved to ids by Open
 	PayloadPIDs  []uint32 // capture read payload for these tgids
 	PayloadBytes int      // bytes captured per read, ≤ MaxPayload (default MaxPayload)
-	RingBytes    int      // ring buffer size: power of two multiple of the page size (default 8 MiB)
-	QueueLen     int      // batches buffered between Run and the consumer (default 64)
+	RingBytes    int      // ring buffer size: power of two multiple of the page size (default 16 MiB)
+	BufferBytes  int      // raw samples (~200 bytes each) queued for the decoder (default 64 MiB, taken only by a backlog)
+	QueueLen     int      // decoded batches of up to 1024 events handed to the consumer ahead (default 4)
 }
 
+// Defaults. They are sized for bursts (BenchmarkBurst in pipeline/recorder):
+// on two cores a consumer writing JSONL to a file falls behind a 1 M/s
+// write(2) loop for as long as it lasts, and one starved of CPU falls behind
+// anything for a while. The queue behind the reader holds 64 MiB of raw
+// samples (~330 Ki events, taken only while a backlog lasts) and the
+// 16 MiB ring ~87 Ki more.
 const (
-	defaultRingBytes = 8 << 20
-	defaultQueueLen  = 64
-	maxBatch         = 1024
-	flushInterval    = 100 * time.Millisecond // latency bound when the kernel skips wakeups
-	clockInterval    = 10 * time.Second
+	DefaultRingBytes   = 16 << 20
+	DefaultBufferBytes = 64 << 20
+	defaultQueueLen    = 4
+	freeBatches        = 16 // decoded batches kept for reuse
+	maxBatch           = 1024
+	flushInterval      = 100 * time.Millisecond // latency bound when the kernel skips wakeups
+	clockInterval      = 10 * time.Second
 )
 
 // Filter bits of struct config (probes/maps.h).
@@ -61,8 +70,11 @@ type Probes struct {
 	attachments []Attachment
 	clock       *Clock
 	stopClock   context.CancelFunc
+	raw         chan rawChunk // read, not yet decoded (run.go)
+	freeRaw     chan []byte   // chunks the decoder is done with
+	closing     chan struct{} // closed by Close: the decoder stops waiting for the consumer
 	batches     chan []Event
-	free        chan []Event // batches handed back by Release, for Run to reuse
+	free        chan []Event // batches handed back by Release, for the decoder to reuse
 
 	mu      sync.Mutex // guards cfg and the run/close state
 	cfg     bpfConfig
@@ -132,8 +144,11 @@ func open(ctx context.Context, opts Options, prober prober) (_ *Probes, err erro
 	p := &Probes{
 		log:     log,
 		clock:   NewClock(),
+		raw:     make(chan rawChunk, max(opts.BufferBytes/chunkBytes, 1)),
+		freeRaw: make(chan []byte, freeChunks),
+		closing: make(chan struct{}),
 		batches: make(chan []Event, opts.QueueLen),
-		free:    make(chan []Event, opts.QueueLen+2),
+		free:    make(chan []Event, freeBatches),
 	}
 	defer func() {
 		if err != nil {
@@ -257,7 +272,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.RingBytes == 0 {
-		o.RingBytes = defaultRingBytes
+		o.RingBytes = DefaultRingBytes
 	}
 	page := os.Getpagesize()
 	if o.RingBytes < page || o.RingBytes&(o.RingBytes-1) != 0 {
@@ -265,6 +280,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.QueueLen <= 0 {
 		o.QueueLen = defaultQueueLen
+	}
+	if o.BufferBytes == 0 {
+		o.BufferBytes = DefaultBufferBytes
+	}
+	if o.BufferBytes < chunkBytes {
+		return o, fmt.Errorf("buffer bytes %d: must be at least %d", o.BufferBytes, chunkBytes)
 	}
 	if o.PayloadBytes == 0 {
 		o.PayloadBytes = MaxPayload
@@ -347,6 +368,7 @@ func (p *Probes) Close() error {
 		p.closed = true
 		closeQueue := !p.started
 		p.mu.Unlock()
+		close(p.closing)
 
 		// Each detach waits for an RCU grace period (~50 ms here); doing
 		// them concurrently makes Close take one instead of one per link.

@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
-// Workload parameters (see testdata/workload.c "all" mode).
+// Workload parameters (see bpftest/workload.c "all" mode).
 const (
 	wlBlocks    = 16   // K
 	wlBlockSize = 4096 // B
@@ -20,9 +22,9 @@ const (
 	wlSleepMs   = 20
 )
 
-func startAllWorkload(t *testing.T) *workload {
+func startAllWorkload(t *testing.T) *bpftest.Workload {
 	t.Helper()
-	return startWorkload(t, "all", filepath.Join(t.TempDir(), "data"),
+	return bpftest.Start(t, "all", filepath.Join(t.TempDir(), "data"),
 		strconv.Itoa(wlBlocks), strconv.Itoa(wlBlockSize), strconv.Itoa(wlMsgs), strconv.Itoa(wlMsgSize),
 		strconv.Itoa(wlPages), strconv.Itoa(wlSleeps), strconv.Itoa(wlSleepMs))
 }
@@ -30,11 +32,11 @@ func startAllWorkload(t *testing.T) *workload {
 func TestProbesWorkload(t *testing.T) {
 	needKernel(t)
 	w := startAllWorkload(t)
-	info := w.info
+	info := w.Info
 	r := openProbes(t, Options{PIDs: []uint32{info.PID}})
 	s := startSession(r)
 	start := time.Now()
-	w.run(t)
+	w.Run(t)
 	end := time.Now()
 	evs := s.stop(t)
 
@@ -95,7 +97,7 @@ func TestProbesWorkload(t *testing.T) {
 		for _, tc := range []struct {
 			name  string
 			addr  netip.Addr
-			ports portPair
+			ports bpftest.PortPair
 		}{
 			{"ipv4", netip.MustParseAddr("127.0.0.1"), info.V4},
 			{"ipv6", netip.IPv6Loopback(), info.V6},
@@ -178,6 +180,10 @@ func TestProbesWorkload(t *testing.T) {
 		if want := uint64(wlSleeps) * (wlSleepMs - 1) * uint64(time.Millisecond); offCPU < want {
 			t.Errorf("off-CPU time %v in %d sched events, want at least %v (%d sleeps of %d ms)",
 				time.Duration(offCPU), len(byType[EventSchedSwitch]), time.Duration(want), wlSleeps, wlSleepMs)
+			for _, e := range byType[EventSchedSwitch] {
+				t.Logf("at %d: off CPU %v, preempted %v, waker %d/%d (kernel %v), next %s",
+					e.KtimeNs, time.Duration(e.DurNs), e.Preempted, e.WakerPID, e.WakerTID, e.KernelWakeup, e.NextComm)
+			}
 		}
 	})
 
@@ -194,10 +200,10 @@ func TestProbesPayload(t *testing.T) {
 	needKernel(t)
 	const n = 64
 	w := startAllWorkload(t)
-	info := w.info
+	info := w.Info
 	r := openProbes(t, Options{PIDs: []uint32{info.PID}, PayloadPIDs: []uint32{info.PID}, PayloadBytes: n})
 	s := startSession(r)
-	w.run(t)
+	w.Run(t)
 	evs := s.stop(t)
 
 	block := func(i int) []byte {

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -11,23 +12,51 @@ import (
 	"github.com/cilium/ebpf/ringbuf"
 )
 
-// Run reads the ring buffer until ctx is done or Close is called, decoding
-// samples into batches on the queue. It never blocks the ring buffer: a
-// batch that does not fit in the queue is dropped and counted. Batches is
-// closed when Run returns.
+// The path from the ring buffer to Batches has two stages. The reader (Run)
+// only validates and copies each sample into a chunk of raw bytes: it stays
+// ahead of the kernel, which drops what does not fit in the ring. Chunks
+// wait in a queue of up to BufferBytes, compact and free of pointers (the
+// garbage collector never scans them), for the decoder, which turns them
+// into batches of Events and hands those to the consumer at the consumer's
+// pace. A consumer slower than the kernel, for a while (a burst) or because
+// its output stalls, is absorbed by that queue; a chunk that does not fit is
+// dropped and counted.
+
+const (
+	chunkBytes = 1 << 20 // ~5,400 events without payload
+	freeChunks = 8       // chunks kept for reuse; the rest go back to the heap
+	frameHdr   = 4       // a sample's length, before it in a chunk
+)
+
+// rawChunk is raw samples, each after its length.
+type rawChunk struct {
+	buf    []byte
+	events uint64
+}
+
+// Run reads the ring buffer until ctx is done or Close is called, queueing
+// samples for the decoder, which delivers them on Batches. It never blocks
+// the ring buffer: what does not fit in the queue is dropped and counted.
+// Once ctx is done, Run reads what the ring holds at that moment and
+// returns; Batches is closed once the decoder has delivered everything Run
+// read (or dropped it, counted, after Close).
 func (p *Probes) Run(ctx context.Context) error {
 	p.mu.Lock()
 	if p.started || p.closed {
 		p.mu.Unlock()
-		return errors.New("bpf: recorder already running or closed")
+		return errors.New("bpf: probes already running or closed")
 	}
 	p.started = true
 	p.mu.Unlock()
-	defer close(p.batches)
+	go p.decode()
+	defer close(p.raw)
+	return p.read(ctx)
+}
 
-	// Once ctx is done, Run drains what the ring holds at that moment and
-	// returns: on a busy node producers may never let the ring run empty,
-	// which is when the reader reports ErrFlushed. Flush wakes a blocked read.
+func (p *Probes) read(ctx context.Context) error {
+	// On a busy node producers may never let the ring run empty, which is
+	// when the reader reports ErrFlushed: after ctx is done, read only what
+	// the ring held then. Flush wakes a blocked read.
 	var stopping atomic.Bool
 	stop := context.AfterFunc(ctx, func() {
 		stopping.Store(true)
@@ -37,19 +66,12 @@ func (p *Probes) Run(ctx context.Context) error {
 	drain := int64(-1) // ring bytes left to read once stopping; -1: not measured yet
 
 	var (
-		rec ringbuf.Record
-		// Decode into a scratch batch of capacity maxBatch. A full (or
-		// large) batch is handed out as is and replaced by one the
-		// consumer gave back through Release, so at steady load the
-		// reader allocates nothing. A small batch (flushed by the deadline
-		// at low rates) is copied out at its exact size when no released
-		// batch is at hand, so a consumer that never calls Release does not
-		// turn every flush into a maxBatch-event allocation.
-		batch  = p.getBatch()
+		rec    ringbuf.Record
+		cur    = rawChunk{buf: p.getChunk()}
 		counts [numEventTypes]uint64
 	)
 	push := func() {
-		if len(batch) == 0 {
+		if cur.events == 0 {
 			return
 		}
 		for t, n := range counts {
@@ -58,33 +80,14 @@ func (p *Probes) Run(ctx context.Context) error {
 				counts[t] = 0
 			}
 		}
-		var out, next []Event
 		select {
-		case next = <-p.free:
-			out = batch
+		case p.raw <- cur:
+			cur = rawChunk{buf: p.getChunk()}
 		default:
-			if len(batch) < maxBatch/4 {
-				out = make([]Event, len(batch))
-				copy(out, batch)
-			} else {
-				out, next = batch, make([]Event, 0, maxBatch)
-			}
-		}
-		select {
-		case p.batches <- out:
-		default:
-			p.queueDropped.Add(uint64(len(out)))
+			p.queueDropped.Add(cur.events)
 			p.droppedBatch.Add(1)
-			if next != nil && cap(out) == maxBatch {
-				p.Release(next) // keep the dropped batch: nobody else holds it
-				next = out
-			}
+			cur = rawChunk{buf: cur.buf[:0]}
 		}
-		if next == nil { // out was a copy: the scratch batch stays ours
-			clear(batch) // drop references (payloads) it holds
-			next = batch
-		}
-		batch = next[:0]
 	}
 
 	p.rd.SetDeadline(time.Now().Add(flushInterval))
@@ -96,31 +99,29 @@ func (p *Probes) Run(ctx context.Context) error {
 		err := p.rd.ReadInto(&rec)
 		switch {
 		case err == nil:
+			raw := rec.RawSample
 			if stopping.Load() {
 				if drain < 0 {
-					drain = p.backlog() + ringRecordSize(len(rec.RawSample))
+					drain = p.backlog() + ringRecordSize(len(raw))
 				}
-				drain = max(drain-ringRecordSize(len(rec.RawSample)), 0)
+				drain = max(drain-ringRecordSize(len(raw)), 0)
 			}
-			batch = batch[:len(batch)+1]
-			e := &batch[len(batch)-1]
-			// A recycled event's payload may still be referenced
-			// downstream: never let Decode write into it.
-			e.Payload = nil
-			if derr := Decode(rec.RawSample, e); derr != nil {
+			typ, derr := checkSample(raw)
+			if derr != nil {
 				p.decodeErrors.Add(1)
-				batch = batch[:len(batch)-1]
 				continue
 			}
-			if restartedSyscall(e) {
+			if restartedSample(typ, raw) {
 				p.restarted.Add(1)
-				batch = batch[:len(batch)-1]
 				continue
 			}
-			counts[e.Type]++
-			if len(batch) == maxBatch {
+			if len(cur.buf)+frameHdr+len(raw) > cap(cur.buf) {
 				push()
 			}
+			cur.buf = binary.LittleEndian.AppendUint32(cur.buf, uint32(len(raw)))
+			cur.buf = append(cur.buf, raw...)
+			cur.events++
+			counts[typ]++
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// Wakeups are batched in the kernel; the deadline bounds latency.
 			push()
@@ -140,6 +141,93 @@ func (p *Probes) Run(ctx context.Context) error {
 	}
 }
 
+// decode turns queued chunks into batches on Batches, waiting for the
+// consumer; after Close it drops (and counts) what is left.
+func (p *Probes) decode() {
+	defer close(p.batches)
+	// Decode into a scratch batch of capacity maxBatch. A full (or large)
+	// batch is handed out as is and replaced by one the consumer gave back
+	// through Release, so at steady load the decoder allocates nothing. A
+	// small batch (at low rates) is copied out at its exact size when no
+	// released batch is at hand, so a consumer that never calls Release does
+	// not turn every chunk into a maxBatch-event allocation.
+	batch := p.getBatch()
+	push := func() {
+		if len(batch) == 0 {
+			return
+		}
+		var out, next []Event
+		select {
+		case next = <-p.free:
+			out = batch
+		default:
+			if len(batch) < maxBatch/4 {
+				out = make([]Event, len(batch))
+				copy(out, batch)
+			} else {
+				out, next = batch, make([]Event, 0, maxBatch)
+			}
+		}
+		select {
+		case p.batches <- out:
+		case <-p.closing:
+			p.queueDropped.Add(uint64(len(out)))
+			p.droppedBatch.Add(1)
+			if next != nil && cap(out) == maxBatch {
+				p.Release(next) // keep the dropped batch: nobody else holds it
+				next = out
+			}
+		}
+		if next == nil { // out was a copy: the scratch batch stays ours
+			clear(batch) // drop references (payloads) it holds
+			next = batch
+		}
+		batch = next[:0]
+	}
+	for c := range p.raw {
+		for b := c.buf; len(b) > 0; {
+			n := int(binary.LittleEndian.Uint32(b))
+			raw := b[frameHdr : frameHdr+n]
+			b = b[frameHdr+n:]
+			batch = batch[:len(batch)+1]
+			e := &batch[len(batch)-1]
+			// A recycled event's payload may still be referenced
+			// downstream: never let Decode write into it.
+			e.Payload = nil
+			if err := Decode(raw, e); err != nil { // checked by the reader: unreachable
+				p.decodeErrors.Add(1)
+				batch = batch[:len(batch)-1]
+				continue
+			}
+			if len(batch) == maxBatch {
+				push()
+			}
+		}
+		p.putChunk(c.buf)
+		if len(p.raw) == 0 {
+			push() // nothing more waiting: deliver what we have
+		}
+	}
+	push()
+}
+
+// getChunk returns an empty chunk, reused or new.
+func (p *Probes) getChunk() []byte {
+	select {
+	case b := <-p.freeRaw:
+		return b[:0]
+	default:
+		return make([]byte, 0, chunkBytes)
+	}
+}
+
+func (p *Probes) putChunk(b []byte) {
+	select {
+	case p.freeRaw <- b:
+	default:
+	}
+}
+
 // backlog is how many bytes the ring holds (records and their headers).
 func (p *Probes) backlog() int64 {
 	p.mu.Lock()
@@ -156,16 +244,15 @@ func ringRecordSize(n int) int64 {
 	return int64(n+8+7) &^ 7
 }
 
-// Batches delivers decoded events. It is closed when Run returns (or by
-// Close, if Run never started). A consumer done with a batch may hand it
-// back with Release.
+// Batches delivers decoded events. It is closed once everything Run read is
+// delivered (or by Close, if Run never started). A consumer done with a
+// batch may hand it back with Release.
 func (p *Probes) Batches() <-chan []Event { return p.batches }
 
-// Release gives a batch received from Batches back to the recorder for
-// reuse; the caller must not touch the batch (its Event values) afterwards.
-// Payload slices of its events are not reused and stay valid. Calling
-// Release is optional: it saves the reader an allocation per batch. It never
-// blocks.
+// Release gives a batch received from Batches back to the probes for reuse;
+// the caller must not touch the batch (its Event values) afterwards. Payload
+// slices of its events are not reused and stay valid. Calling Release is
+// optional: it saves the decoder an allocation per batch. It never blocks.
 func (p *Probes) Release(batch []Event) {
 	if cap(batch) != maxBatch {
 		return // an exact-size copy: not worth keeping
@@ -189,19 +276,4 @@ func (p *Probes) getBatch() []Event {
 	default:
 		return make([]Event, 0, maxBatch)
 	}
-}
-
-// restartedSyscall reports a read/write whose result is one of the kernel's internal
-// restart codes (ERESTARTSYS 512, ERESTARTNOINTR 513, ERESTARTNOHAND 514,
-// ERESTART_RESTARTBLOCK 516): a signal interrupted it and the kernel runs it again (or
-// turns the code into EINTR, which the sched_switch and the next attempt still show).
-func restartedSyscall(e *Event) bool {
-	if e.Type != EventRead && e.Type != EventWrite {
-		return false
-	}
-	switch e.Errno {
-	case 512, 513, 514, 516:
-		return true
-	}
-	return false
 }

@@ -1,16 +1,17 @@
 package bpf
 
 // Stats are the probes' counters. Every event the kernel produced is
-// either in Received (decoded) or KernelLost (ring buffer full at reserve);
-// QueueDropped counts the received events then dropped because the consumer
-// of Batches was too slow; DecodeErrors counts malformed samples.
+// either in Received (read from the ring) or KernelLost (ring buffer full
+// at reserve); QueueDropped counts the received events then dropped because
+// the consumer of Batches fell further behind than the queue holds (or had
+// not taken them at Close); DecodeErrors counts malformed samples.
 type Stats struct {
 	Received            map[EventType]uint64
 	ReceivedTotal       uint64
 	KernelLost          uint64
 	KernelLostByType    map[EventType]uint64
-	QueueDropped        uint64 // events in batches dropped because the queue was full
-	QueueDroppedBatches uint64
+	QueueDropped        uint64 // events dropped because the queue was full
+	QueueDroppedBatches uint64 // chunks (or batches) those events were in
 	DecodeErrors        uint64
 	// Restarted counts read/write attempts that a signal interrupted and the kernel
 	// restarted (ERESTART* results, which no program ever sees): the restarted attempt

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kprobe/kprobe/bpf/bpftest"
 )
 
 // TestTimerWakeupIsKernel: a thread woken by a timer was woken by the
@@ -23,15 +25,15 @@ func TestTimerWakeupIsKernel(t *testing.T) {
 	needKernel(t)
 	const sleeps = 5
 	const ms = 10
-	w := startWorkload(t, "timer", strconv.Itoa(sleeps), strconv.Itoa(ms))
-	r := openProbes(t, Options{PIDs: []uint32{w.info.PID}})
+	w := bpftest.Start(t, "timer", strconv.Itoa(sleeps), strconv.Itoa(ms))
+	r := openProbes(t, Options{PIDs: []uint32{w.Info.PID}})
 	s := startSession(r)
-	if _, err := w.stdin.Write([]byte{'g'}); err != nil {
+	if _, err := w.Stdin.Write([]byte{'g'}); err != nil {
 		t.Fatal(err)
 	}
 	// After the sleeps, the workload reads 2 bytes: write once it is asleep
 	// there (off the run queue: it has a wait channel).
-	task := fmt.Sprintf("/proc/%d/task/%d/", w.info.PID, w.info.TID)
+	task := fmt.Sprintf("/proc/%d/task/%d/", w.Info.PID, w.Info.TID)
 	waitInSyscall(t, task+"syscall", func(f []string) bool {
 		if f[0] != strconv.Itoa(unix.SYS_READ) || f[3] != "0x2" {
 			return false
@@ -39,10 +41,10 @@ func TestTimerWakeupIsKernel(t *testing.T) {
 		wchan, err := os.ReadFile(task + "wchan")
 		return err == nil && len(wchan) > 0 && string(wchan) != "0"
 	}, "the workload's last read")
-	if _, err := w.stdin.Write([]byte{'x'}); err != nil {
+	if _, err := w.Stdin.Write([]byte{'x'}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.cmd.Wait(); err != nil {
+	if err := w.Cmd.Wait(); err != nil {
 		t.Fatalf("workload: %v", err)
 	}
 	evs := s.stop(t)
@@ -50,7 +52,7 @@ func TestTimerWakeupIsKernel(t *testing.T) {
 	self := uint32(os.Getpid())
 	var kernel, byTest int
 	for _, e := range evs {
-		if e.Type != EventSchedSwitch || e.TID != w.info.TID || e.Preempted {
+		if e.Type != EventSchedSwitch || e.TID != w.Info.TID || e.Preempted {
 			continue
 		}
 		switch {
@@ -63,7 +65,7 @@ func TestTimerWakeupIsKernel(t *testing.T) {
 			byTest++
 		default:
 			t.Errorf("blocked switch woken by pid %d tid %d (spinner %d, test %d): %+v",
-				e.WakerPID, e.WakerTID, w.info.Spinner, self, e)
+				e.WakerPID, e.WakerTID, w.Info.Spinner, self, e)
 		}
 	}
 	if kernel < 1 || kernel > sleeps || byTest != 1 {

@@ -3,12 +3,10 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +16,7 @@ import (
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
+	"github.com/kprobe/kprobe/internal/certs"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -141,25 +140,18 @@ func New(opts Options) (*Client, error) {
 func tlsConfig(opts Options) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: opts.ServerName}
 	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
+		pool, err := certs.Pool("api CA", opts.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("api CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("api CA %s: no PEM certificate in it", opts.CAFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
-	if (opts.CertFile == "") != (opts.KeyFile == "") {
-		return nil, errors.New("api client certificate and key go together")
+	cert, err := certs.KeyPair("api client certificate", opts.CertFile, opts.KeyFile)
+	if err != nil {
+		return nil, err
 	}
-	if opts.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("api client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	return cfg, nil
 }

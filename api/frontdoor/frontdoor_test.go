@@ -21,12 +21,17 @@ import (
 // start serves the workstation over the fixture incident, letting in only known.
 func start(t *testing.T, known gossh.Signer) string {
 	t.Helper()
-	dir := t.TempDir()
-	ak := filepath.Join(dir, "authorized_keys")
+	ak := filepath.Join(t.TempDir(), "authorized_keys")
 	sshtest.WriteAuthorizedKeys(t, ak, known)
+	return startWith(t, ak)
+}
+
+// startWith serves it letting in the keys of the authorized_keys file ak.
+func startWith(t *testing.T, ak string) string {
+	t.Helper()
 	svc := investigatetest.New(50)
 	srv, err := frontdoor.New(frontdoor.Options{
-		Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "host_ed25519"), AuthorizedKeys: ak,
+		Addr: "127.0.0.1:0", HostKey: filepath.Join(t.TempDir(), "host_ed25519"), AuthorizedKeys: ak,
 		Session: func(ctx context.Context, user string) tea.Model {
 			return ui.New(ctx, ui.Options{Service: svc, Source: "--api test", Refresh: -1})
 		},
@@ -129,28 +134,12 @@ func TestAuthorizedKeysFile(t *testing.T) {
 
 // TestSSHRevokedKey: editing authorized_keys takes effect without a restart.
 func TestSSHRevokedKey(t *testing.T) {
-	dir := t.TempDir()
 	old, next := sshtest.NewKey(t), sshtest.NewKey(t)
-	ak := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(ak, gossh.MarshalAuthorizedKey(old.PublicKey()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := frontdoor.New(frontdoor.Options{Addr: "127.0.0.1:0", HostKey: filepath.Join(dir, "hk"), AuthorizedKeys: ak,
-		Session: func(ctx context.Context, _ string) tea.Model {
-			return ui.New(ctx, ui.Options{Service: investigatetest.New(5), Refresh: -1})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Serve(ctx, ln)
+	ak := filepath.Join(t.TempDir(), "authorized_keys")
+	sshtest.WriteAuthorizedKeys(t, ak, old)
+	addr := startWith(t, ak)
 	login := func(k gossh.Signer) error {
-		c, err := gossh.Dial("tcp", ln.Addr().String(), sshtest.Config(gossh.PublicKeys(k)))
+		c, err := gossh.Dial("tcp", addr, sshtest.Config(gossh.PublicKeys(k)))
 		if err == nil {
 			c.Close()
 		}
@@ -159,9 +148,7 @@ func TestSSHRevokedKey(t *testing.T) {
 	if err := login(old); err != nil {
 		t.Fatalf("old key before the edit: %v", err)
 	}
-	if err := os.WriteFile(ak, gossh.MarshalAuthorizedKey(next.PublicKey()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	sshtest.WriteAuthorizedKeys(t, ak, next)
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(ak, later, later)
 	if err := login(old); err == nil {

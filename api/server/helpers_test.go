@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"testing"
@@ -10,42 +9,13 @@ import (
 
 	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/api/server/servertest"
 )
 
-// serve starts a server for opts on lc (127.0.0.1:0 when lc.Addr is empty) and stops it
-// when the test ends.
-func serve(t testing.TB, opts server.Options, lc server.ListenConfig) *server.Listener {
+// serve starts a server for opts on lc until the test ends.
+func serve(t testing.TB, opts server.Options, lc server.ListenConfig) *servertest.Running {
 	t.Helper()
-	if lc.Addr == "" {
-		lc.Addr = "127.0.0.1:0"
-	}
-	srv, err := server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen(lc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.Auth == nil {
-		opts.Auth = ln.Auth()
-	}
-	if opts.Auth != nil {
-		// The listener's auth wins: rebuild the server with it.
-		if srv, err = server.New(opts); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln
+	return servertest.Serve(t, opts, lc)
 }
 
 func dial(t testing.TB, opts client.Options) *client.Client {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/kprobe/kprobe/internal/certs"
 )
 
 // ListenConfig says where the API listens and who may call it: the --api* flags.
@@ -67,19 +68,15 @@ func Listen(c ListenConfig) (*Listener, error) {
 		l.auth = auth
 	}
 	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		cert, err := certs.KeyPair("--api-tls-cert/--api-tls-key", c.TLSCert, c.TLSKey)
 		if err != nil {
-			return nil, fmt.Errorf("--api-tls-cert/--api-tls-key: %w", err)
+			return nil, err
 		}
-		l.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		l.tls = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
 		if c.ClientCA != "" {
-			pem, err := os.ReadFile(c.ClientCA)
+			pool, err := certs.Pool("--api-client-ca", c.ClientCA)
 			if err != nil {
-				return nil, fmt.Errorf("--api-client-ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--api-client-ca %s: no PEM certificate in it", c.ClientCA)
+				return nil, err
 			}
 			l.tls.ClientCAs = pool
 			// A token is enough on its own; a certificate, when sent, must verify.

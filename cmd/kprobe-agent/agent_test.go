@@ -238,6 +238,8 @@ func TestRecordFlagErrors(t *testing.T) {
 		{[]string{"record", "--flight-recorder"}, "--flight-recorder records selected processes only"},
 		{[]string{"record", "--flight-recorder", "--pid", "1", "--payload-bytes", "2000000"}, "must be between 0 and 1048576"},
 		{[]string{"record", "--log-level", "loud"}, `--log-level "loud"`},
+		{[]string{"record", "--ring-mib", "24"}, "--ring-mib 24: must be a power of two"},
+		{[]string{"record", "--buffer-mib", "0"}, "--buffer-mib 0: must be at least 1"},
 		{[]string{"record", "--output", "x", "--kafka", "y:1"}, "--output or --kafka, not both"},
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"standalone"}, "--data DIR is required"},

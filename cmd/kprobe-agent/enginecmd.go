@@ -58,7 +58,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	bl := splitBrokers(brokers)
 
-	var store eventlog.Store
+	var store *eventlog.Log
 	if clickhouse != "" {
 		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
 	} else {

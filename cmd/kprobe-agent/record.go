@@ -32,6 +32,8 @@ type recordConfig struct {
 	kafka        string // brokers; publish instead of writing jsonl
 	kafkaSec     kafkaSecFlags
 	topicPrefix  string
+	ringMiB      int      // kernel ring buffer
+	bufferMiB    int      // raw events queued behind the ring reader
 	command      []string // run and record this command (after --)
 }
 
@@ -50,6 +52,8 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
 	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
 	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
+	fs.IntVar(&c.ringMiB, "ring-mib", bpf.DefaultRingBytes>>20, "kernel ring buffer in MiB (a power of two; ~5,400 events per MiB)")
+	fs.IntVar(&c.bufferMiB, "buffer-mib", bpf.DefaultBufferBytes>>20, "MiB of events queued when the output falls behind the kernel (~5,000 per MiB, taken only while it lasts); beyond it events are dropped and counted: raise it for longer bursts")
 	c.kafkaSec.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -83,6 +87,12 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	if c.duration < 0 {
 		return c, fmt.Errorf("--duration %v: must not be negative", c.duration)
 	}
+	if c.ringMiB < 1 || c.ringMiB&(c.ringMiB-1) != 0 {
+		return c, fmt.Errorf("--ring-mib %d: must be a power of two", c.ringMiB)
+	}
+	if c.bufferMiB < 1 {
+		return c, fmt.Errorf("--buffer-mib %d: must be at least 1", c.bufferMiB)
+	}
 	maxBytes := bpf.MaxPayload
 	if c.flight {
 		maxBytes = bpf.MaxFlightPayload
@@ -108,6 +118,7 @@ func (c recordConfig) bpfOptions() bpf.Options {
 	return bpf.Options{
 		PIDs: c.pids, Comms: c.comms, CgroupPaths: c.cgroups,
 		PayloadPIDs: c.payloadPIDs, PayloadBytes: min(plain, bpf.MaxPayload),
+		RingBytes: c.ringMiB << 20, BufferBytes: c.bufferMiB << 20,
 	}
 }
 

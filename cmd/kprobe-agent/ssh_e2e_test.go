@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/kprobe/kprobe/api/frontdoor/sshtest"
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/api/server/servertest"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
 
@@ -24,19 +24,7 @@ func apiForSSH(t *testing.T, token string) string {
 	if err := os.WriteFile(tokens, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0", TokenFile: tokens})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Service: investigatetest.New(20), Auth: ln.Auth()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr()
+	return servertest.Serve(t, server.Options{Service: investigatetest.New(20)}, server.ListenConfig{TokenFile: tokens}).Addr()
 }
 
 // TestSSHCommand: `kprobe-agent ssh` in front of an API; an SSH client with a known key and

@@ -100,7 +100,8 @@ func waitStart(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 
 // env is what the worker talks to besides its ledger.
 type env struct {
-	gateway string  // the clearing gateway's address
+	gateway string // the clearing gateway's address
+	bankPID int
 	cpu     int     // the CPU the worker pins itself to (cpu-hog), -1 otherwise
 	hog     *helper // cpu-hog
 	locker  *helper // lock-contention
@@ -113,10 +114,11 @@ func startHelpers(ctx context.Context, cfg config, hs *helpers, ledger string) (
 	if cfg.incident == incidentSlowPeer {
 		bankArgs = append(bankArgs, "--slow-settlement", strconv.Itoa(cfg.incidentSettlement), "--delay", cfg.incidentDuration.String())
 	}
-	_, line, err := hs.start(ctx, roleBank, bankArgs...)
+	bank, line, err := hs.start(ctx, roleBank, bankArgs...)
 	if err != nil {
 		return e, err
 	}
+	e.bankPID = bank.cmd.Process.Pid
 	_, line, err = hs.start(ctx, roleGateway, "--upstream", field(line, "addr"))
 	if err != nil {
 		return e, err

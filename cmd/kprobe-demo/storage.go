@@ -89,6 +89,18 @@ func (s *storage) writeJournal(d time.Duration) (blocks int, err error) {
 	return blocks, nil
 }
 
+// journalID is the journal's device and inode (zeros before it is opened).
+func (s *storage) journalID() (dev, ino uint64) {
+	if s.journal == nil {
+		return 0, 0
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(s.journal.Fd()), &st); err != nil {
+		return 0, 0
+	}
+	return st.Dev, st.Ino
+}
+
 func (s *storage) close() {
 	s.ledger.Close()
 	s.lock.Close()

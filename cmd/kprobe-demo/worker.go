@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,13 +121,32 @@ func (w *worker) run(ctx context.Context) error {
 			line += " trace_id=" + traceID
 		}
 		if incident != "" {
-			line += " incident=" + incident
+			line += " incident=" + incident + " target=" + w.target(incident)
 		}
 		if _, err := fmt.Fprintln(w.stdout, line); err != nil {
 			return fmt.Errorf("writing summary: %w", err)
 		}
 	}
 	return nil
+}
+
+// target names what the incident injected, as kprobe should find it: the process that
+// held what the settlement waited for, or the file it waited on.
+func (w *worker) target(incident string) string {
+	switch incident {
+	case incidentCPUHog:
+		return fmt.Sprintf("pid:%d", w.env.hog.cmd.Process.Pid)
+	case incidentSlowPeer:
+		return fmt.Sprintf("pid:%d", w.env.bankPID)
+	case incidentLock:
+		return fmt.Sprintf("pid:%d", w.env.locker.cmd.Process.Pid)
+	case incidentMemoryPressure:
+		return fmt.Sprintf("pid:%d", os.Getpid())
+	case incidentSlowStorage:
+		dev, ino := w.st.journalID()
+		return fmt.Sprintf("file:%d:%d", dev, ino)
+	}
+	return ""
 }
 
 // prepare sets the incident off: the hog starts burning the worker's CPU, the reconciler

@@ -10,7 +10,7 @@ import (
 	"strconv"
 
 	"github.com/kprobe/kprobe/pipeline/event"
-	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,7 +49,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if pid > 1<<32-1 || tid > 1<<32-1 {
 		return fmt.Errorf("--pid/--tid out of range")
 	}
-	q := eventlog.Query{Node: node, PID: uint32(pid), TID: uint32(tid), TraceID: trace, SpanID: span, Limit: limit}
+	q := investigate.EventQuery{Node: node, PID: uint32(pid), TID: uint32(tid), Ref: investigate.Ref{TraceID: trace}, SpanID: span, Limit: limit}
 	var err error
 	if q.From, err = parseTime("from", from); err != nil {
 		return err
@@ -61,9 +61,9 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case settlement != "" && payment != "":
 		return fmt.Errorf("give --settlement or --payment, not both")
 	case settlement != "":
-		q.AttrKey, q.AttrValue = "settlement.id", settlement
+		q.Ref.Kind, q.Ref.ID = investigate.KindSettlement, settlement
 	case payment != "":
-		q.AttrKey, q.AttrValue = "payment.id", payment
+		q.Ref.Kind, q.Ref.ID = investigate.KindPayment, payment
 	}
 	if typ != "" {
 		t, err := event.ParseType(typ)
@@ -72,15 +72,15 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		q.Types = []event.Type{t}
 	}
-	if q.PID == 0 && q.TID == 0 && q.TraceID == "" && q.SpanID == "" && q.AttrKey == "" && q.From == 0 && q.To == 0 {
+	if q.PID == 0 && q.TID == 0 && q.Ref == (investigate.Ref{}) && q.SpanID == "" && q.From == 0 && q.To == 0 {
 		return fmt.Errorf("no selection: give at least one of --pid, --trace, --settlement, --payment, --from/--to")
 	}
-	store, err := sf.open(ctx)
+	svc, err := sf.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	evs, err := store.Events(ctx, q)
+	defer svc.Close()
+	evs, err := svc.Events(ctx, q)
 	if err != nil {
 		return err
 	}

@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/dataset"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
 )
 
 // runImport loads a recorded incident (a dataset, such as the one in testdata/demo) into
@@ -44,12 +46,32 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer store.Close()
-	st, err := dataset.Import(ctx, store, d, dataset.ImportOptions{})
+	// As in 'kprobe-agent standalone': the causal engine draws each business object's
+	// chain into the embedded graph once the event log has taken its events.
+	graph, err := embedded.Open(ctx, embedded.Dir(data), embedded.Options{})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "imported %q (recorded %s on %s, kernel %s): %d spans, %d events written, %d joined to a span\n",
+	defer graph.Close()
+	mapping, err := causal.LoadMapping("")
+	if err != nil {
+		return err
+	}
+	drawer, err := causal.NewEngine(causal.EngineOptions{Writer: graph, Mapping: mapping})
+	if err != nil {
+		return err
+	}
+	drawn := make(chan error, 1)
+	go func() { drawn <- drawer.Run(context.WithoutCancel(ctx)) }()
+	st, err := dataset.Import(ctx, causal.Sink{Next: store, Engine: drawer}, d, dataset.ImportOptions{})
+	drawer.Close()
+	if err := errors.Join(err, <-drawn); err != nil {
+		return err
+	}
+	cs := drawer.Stats()
+	fmt.Fprintf(stdout, "imported %q (recorded %s on %s, kernel %s): %d spans, %d events written, %d joined to a span, %d causal chains drawn\n",
 		d.Meta.Title, d.Meta.RecordedAt, d.Meta.Node, d.Meta.Kernel, len(d.Spans), st.Written,
-		st.Correlator.JoinedTID+st.Correlator.JoinedPID+st.Correlator.JoinedThreadName+st.Correlator.JoinedOnCPU+st.Correlator.JoinedPeerPID)
+		st.Correlator.JoinedTID+st.Correlator.JoinedPID+st.Correlator.JoinedThreadName+st.Correlator.JoinedOnCPU+st.Correlator.JoinedPeerPID,
+		cs.Drawn)
 	return nil
 }

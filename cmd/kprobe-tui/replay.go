@@ -12,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
-	"github.com/kprobe/kprobe/pipeline/event"
-	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/replay"
 )
@@ -175,19 +173,11 @@ func openReplayLog(ctx context.Context, sf storeFlags, api apiflag.Client) (repl
 			return nil, nil, err
 		}
 	}
-	store, err := sf.open(ctx)
+	svc, err := sf.open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	return storeLog{store}, func() { store.Close() }, nil
-}
-
-// storeLog reads a recording straight from the event log (no use-case layer over the
-// embedded stores is needed for it).
-type storeLog struct{ s eventlog.Store }
-
-func (l storeLog) Syscalls(ctx context.Context, q replay.Query) ([]event.Event, error) {
-	return l.s.SyscallLog(ctx, q.Node, q.PID, q.From, q.To)
+	return investigate.ReplayLog(svc), func() { svc.Close() }, nil
 }
 
 func printReplaySummary(w io.Writer, s replay.Summary) {

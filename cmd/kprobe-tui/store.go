@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
 // storeFlags select the event log: the embedded one under --data, or a server.
@@ -22,20 +23,33 @@ func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.clickhouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port (instead of --data)")
 }
 
-func (s *storeFlags) open(ctx context.Context) (eventlog.Store, error) {
+// open returns the use cases over the chosen event log.
+func (s *storeFlags) open(ctx context.Context) (investigate.Service, error) {
+	var l *eventlog.Log
+	var err error
 	switch {
 	case s.data != "" && s.clickhouse != "":
 		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
 	case s.clickhouse != "":
-		return eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{})
+		l, err = eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{})
 	case s.data != "":
 		dir := eventlog.EmbeddedDir(s.data)
 		if _, err := os.Stat(dir); err != nil {
 			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.data, s.data)
 		}
-		return eventlog.OpenEmbedded(ctx, dir, eventlog.Options{})
+		l, err = eventlog.OpenEmbedded(ctx, dir, eventlog.Options{})
+	default:
+		return nil, fmt.Errorf("no store given: use --data DIR or --clickhouse ADDR")
 	}
-	return nil, fmt.Errorf("no store given: use --data DIR or --clickhouse ADDR")
+	if err != nil {
+		return nil, err
+	}
+	svc, err := investigate.NewLocal(investigate.Options{Events: l})
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return svc, nil
 }
 
 // parseTime accepts RFC 3339 (with fractions) or integer nanoseconds since the epoch.

@@ -13,8 +13,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 
-	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui"
 )
@@ -47,20 +47,20 @@ func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 	case s.api.Set():
 		return s.api.Dial(ctx)
 	case s.data != "":
-		// While 'kprobe-agent standalone' holds the data directory it serves the API on a
-		// socket inside it (one process may open the embedded engine at a time).
-		if _, err := os.Stat(client.SocketPath(s.data)); err == nil {
-			return apiflag.DialOptions(ctx, client.Options{Addr: "unix:" + client.SocketPath(s.data)})
-		}
-		return openLocal(ctx, s.data)
+		// Through the recorder's API socket while one holds the directory, else the
+		// stores under it, opened per call (datadir decides each time).
+		data := s.data
+		return datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
+			return openLocal(ctx, data)
+		}})
 	}
 	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default) or --api HOST:PORT")
 }
 
-// openLocal is the use-case layer over the stores under --data. (The use cases over the
-// embedded stores are being built; until they land only the API reaches data.)
+// openLocal is the use-case layer over the stores under --data.
 func openLocal(ctx context.Context, data string) (investigate.Service, error) {
-	return nil, fmt.Errorf("reading %s directly is not built yet: start 'kprobe-agent standalone --data %s' (the workstation then reads through its API socket) or use --api", data, data)
+	sf := storeFlags{data: data}
+	return sf.open(ctx)
 }
 
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).
@@ -109,6 +109,10 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer svc.Close()
+	// A source that cannot answer is one line here, not an error screen.
+	if _, err := svc.Subjects(ctx, investigate.SubjectQuery{Limit: 1}); err != nil {
+		return err
+	}
 	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.flags(), Logger: logger, Refresh: refresh,
 		ReplayProgram: replayProgram}
 	if refresh == 0 {

@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/api/server/servertest"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
 
@@ -40,19 +43,7 @@ func TestWorkstationErrors(t *testing.T) {
 // returns its address.
 func serveAPI(t *testing.T, n int) string {
 	t.Helper()
-	srv, err := server.New(server.Options{Service: investigatetest.New(n)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := server.Listen(server.ListenConfig{Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr()
+	return servertest.Serve(t, server.Options{Service: investigatetest.New(n)}, server.ListenConfig{}).Addr()
 }
 
 // `report --api` builds the same report through the API as in process.
@@ -72,5 +63,34 @@ func TestReportOverTheAPI(t *testing.T) {
 	err := run(ctx, []string{"report", "--api", addr, "--settlement", "999999"}, &out, &errb)
 	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("report of an unknown settlement: err = %v, want not found", err)
+	}
+}
+
+// The incident that ships for `make demo` imports into an empty data directory and opens
+// as a recording does: settlement 4821 is the slowest and its chain names storage.
+func TestImportTheShippedIncident(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the ClickHouse engine")
+	}
+	if _, err := os.Stat(eventlog.LibraryPath()); err != nil {
+		t.Skipf("no libchdb at %s (make chdb)", eventlog.LibraryPath())
+	}
+	dir := t.TempDir()
+	out, _ := tui(t, "import", "--data", dir, "../../testdata/demo/incident-slow-storage.kpds")
+	if !strings.Contains(out, "imported \"kprobe-demo, slow storage injected into settlement 4821\"") || strings.Contains(out, " 0 causal chains") {
+		t.Fatalf("import said:\n%s", out)
+	}
+	out, _ = tui(t, "settlements", "--data", dir, "--top", "1")
+	if !strings.HasPrefix(out, "#1 settlement 4821 ") {
+		t.Errorf("slowest settlement after import:\n%s", out)
+	}
+	out, _ = tui(t, "chain", "--data", dir, "--settlement", "4821")
+	if !strings.Contains(out, "#1 storage") {
+		t.Errorf("chain of 4821 after import:\n%s", out)
+	}
+	var errb bytes.Buffer
+	err := run(context.Background(), []string{"import", "--data", t.TempDir(), "workstation_test.go"}, &errb, &errb)
+	if err == nil || !strings.Contains(err.Error(), "not a kprobe dataset") {
+		t.Errorf("importing a foreign file: %v", err)
 	}
 }

@@ -73,7 +73,7 @@ func CauseNodeID(object, key string) string { return "cause/" + object + "/" + k
 // BuildGraph draws a result: the object, its spans, its causes and what they name.
 // Others are the business objects found on its spans (by the mapping) besides itself.
 func BuildGraph(r Result, m Mapping) Graph {
-	var g Graph
+	g := Graph{Nodes: make([]Node, 0, 1+len(r.Spans)+3*len(r.Causes)), Edges: make([]Edge, 0, len(r.Spans)+4*len(r.Causes))}
 	obj := r.Object.NodeID()
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 	g.Nodes = append(g.Nodes, Node{ID: obj, Label: r.Object.Label, Props: map[string]string{
@@ -110,12 +110,14 @@ func BuildGraph(r Result, m Mapping) Graph {
 	for _, c := range r.Causes {
 		cid := CauseNodeID(obj, c.Key)
 		path, _ := json.Marshal(c.Path)
-		props := map[string]string{
-			PropSubject: obj, PropKind: c.Kind, PropRule: c.Rule, PropExplainedNs: itoa(c.ExplainedNs),
-			PropWhatIfNs: itoa(c.WhatIfNs), PropShare: strconv.FormatFloat(c.Share, 'f', 4, 64),
-			PropConfidence: strconv.FormatFloat(c.Confidence, 'f', 3, 64), PropJoin: c.Join,
-			PropResource: c.Resource, PropSummary: c.Summary, PropSpanID: c.SpanID, PropSpanName: c.SpanName,
-			PropPath: string(path), PropDurationNs: itoa(r.DurationNs)}
+		props := make(map[string]string, 18)
+		props[PropSubject], props[PropKind], props[PropRule] = obj, c.Kind, c.Rule
+		props[PropExplainedNs], props[PropWhatIfNs] = itoa(c.ExplainedNs), itoa(c.WhatIfNs)
+		props[PropShare] = strconv.FormatFloat(c.Share, 'f', 4, 64)
+		props[PropConfidence], props[PropJoin] = strconv.FormatFloat(c.Confidence, 'f', 3, 64), c.Join
+		props[PropResource], props[PropSummary] = c.Resource, c.Summary
+		props[PropSpanID], props[PropSpanName] = c.SpanID, c.SpanName
+		props[PropPath], props[PropDurationNs] = string(path), itoa(r.DurationNs)
 		if c.Process != nil {
 			props[PropNode], props[PropPID], props[PropComm] = c.Process.Node, itoa(int64(c.Process.PID)), c.Process.Comm
 		}

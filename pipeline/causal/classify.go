@@ -16,6 +16,7 @@ type analyzer struct {
 	// for who held a CPU the thread waited for after a wake-up.
 	preemptors map[uint32]map[ProcKey]int64
 	nextComm   map[ProcKey]string
+	depth      int // holders followed so far (waker chains)
 }
 
 func newAnalyzer(idx *Index) *analyzer {
@@ -217,24 +218,34 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 	return out
 }
 
-// holderMarks follows the waker chain one step: the thread that woke ours held what it
-// waited for, and what the holder did meanwhile decides the cause. Where the holder was
-// itself runnable but off CPU, both waited for the CPU (a runtime handing work between
-// its threads looks like this); otherwise the holder held the lock.
+// holderMarks follows the waker chain: the thread that woke ours held what it waited for,
+// and what the holder did meanwhile is classified by the same rules. Where the holder was
+// itself waiting on something the kernel shows (a CPU, a file, a peer, page faults, a
+// further holder), that is the cause, reached through the holder; where it was working on
+// CPU or blocked for no recorded reason, it held the lock: lock contention, naming it.
 func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf float64, join string, ev []uint64) []mark {
-	lock := an.lockCause(holder)
-	out := []mark{{a: iv.a, b: iv.b, prio: prioBlocked, c: lock, rule: rule, conf: conf, join: join, ev: ev}}
+	lock := mark{c: an.lockCause(holder), rule: rule, conf: conf, join: join, ev: ev}
+	if an.depth >= maxWakerChain {
+		lock.a, lock.b, lock.prio = iv.a, iv.b, prioBlocked
+		return []mark{lock}
+	}
+	an.depth++
+	defer func() { an.depth-- }()
 	hv := an.idx.view(holder, iv.a, iv.b)
-	for _, o := range hv.offs {
-		if o.wake < o.b && o.b > iv.a && o.wake < iv.b {
-			m := an.cpuMark(hv, o, conf, join)
-			m.a, m.b, m.prio = max(m.a, iv.a), min(m.b, iv.b), prioBlocked+1
-			m.ev = append(ev[:len(ev):len(ev)], o.e.ID)
-			out = append(out, m)
+	var out []mark
+	for _, m := range resolve(an.threadMarks(hv, iv.a, iv.b, conf, join), iv.a, iv.b, &lock) {
+		if m.c.kind == KindUnexplained {
+			m.c, m.rule, m.conf, m.join = lock.c, lock.rule, lock.conf, lock.join
 		}
+		m.prio = prioBlocked
+		m.ev = append(ev[:len(ev):len(ev)], m.ev...)
+		out = append(out, m)
 	}
 	return out
 }
+
+// maxWakerChain bounds how many holders deep a wait is followed.
+const maxWakerChain = 3
 
 // wakeSlackNs: the waker acted a little before the woken thread's wake-up was recorded
 // (remote wake-ups are queued to the woken thread's CPU).

@@ -211,7 +211,8 @@ func (e *Engine) take(ctx context.Context, in input) {
 		}
 		e.drawDue(ctx, false)
 	}
-	if horizon := e.watermark - int64(e.opts.Retain); horizon > e.evicted+int64(e.opts.Retain/8) {
+	// Evicting moves what is kept: every half Retain, so each event moves about twice.
+	if horizon := e.watermark - int64(e.opts.Retain); horizon > e.evicted+int64(e.opts.Retain/2) {
 		e.evict(horizon)
 	}
 }

@@ -201,7 +201,7 @@ func TestEngineEvictsOldEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Only about Retain (plus one eviction step) of history is kept.
-	if n := e.idx.Len(); n < 10 || n > 25 {
+	if n := e.idx.Len(); n < 10 || n > 16 {
 		t.Errorf("index holds %d events of 100 spread over 1s with 100ms retained", n)
 	}
 	_ = event.TypeRead

@@ -273,8 +273,5 @@ func (s *series) evict(t int64) int {
 	n := copy(s.evs, s.evs[i:])
 	clear(s.evs[n:])
 	s.evs = s.evs[:n]
-	if cap(s.evs) > 1024 && n < cap(s.evs)/4 {
-		s.evs = append([]event.Event(nil), s.evs...) // let a burst's memory go
-	}
 	return i
 }

@@ -126,3 +126,16 @@ func FuzzParseMapping(f *testing.F) {
 		_ = m.Prefixes()
 	})
 }
+
+// What a graph store hands back is decoded without panicking, whatever it holds.
+func FuzzCauseFromNode(f *testing.F) {
+	f.Add(`[{"kind":"span","name":"settlement.process","duration_ns":5}]`, "12", "0.5")
+	f.Add(`not json`, "x", "")
+	f.Fuzz(func(t *testing.T, path, pid, share string) {
+		n := Node{ID: "cause/x", Label: LabelCause, Props: map[string]string{PropPath: path, PropPID: pid, PropShare: share, PropKind: KindCPU}}
+		c, err := causeFromNode(n, Edge{ExplainedNs: 1})
+		if err == nil && c.Kind != KindCPU {
+			t.Errorf("kind %q", c.Kind)
+		}
+	})
+}

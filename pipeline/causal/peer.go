@@ -125,7 +125,8 @@ func (an *analyzer) follow(node string, u Tuple, w interval, path []Step, hop in
 		defEv = append(defEv, req.ID)
 	}
 	hopPath := append(slices.Clone(path), wait, Step{Kind: "process", Name: an.proc(p).Comm, DurationNs: h.b - h.a, Process: an.proc(p),
-		Detail: "hop " + strconv.Itoa(hop) + ": received the request and sent the reply"})
+		Detail: "hop " + strconv.Itoa(hop) + ": received the request and sent the reply; " +
+			an.spent(ThreadKey{reply.Node, reply.PID, reply.TID}, h)})
 	def = an.cause(KindSlowPeer+"|"+p.Node+"|"+strconv.FormatUint(uint64(p.PID), 10), func() *causeInfo {
 		return &causeInfo{kind: KindSlowPeer, proc: an.proc(p), resource: u.String(), resourceID: socketID(u),
 			resNode: socketNode(u), path: hopPath}
@@ -213,4 +214,29 @@ func socketID(u Tuple) string { return "socket/" + u.Local.String() + "/" + u.Re
 func socketNode(u Tuple) *Node {
 	return &Node{ID: socketID(u), Label: LabelSocket, Props: map[string]string{
 		"local": u.Local.String(), "remote": u.Remote.String(), "name": u.String()}}
+}
+
+// spent says how the thread that answered spent the time it held the request: on CPU,
+// runnable but waiting for one, or blocked.
+func (an *analyzer) spent(k ThreadKey, h interval) string {
+	var runnable, blocked int64
+	for _, e := range an.idx.Thread(k, h.a, h.b) {
+		if e.Type != event.TypeSchedSwitch {
+			continue
+		}
+		a, b := max(e.TsNs, h.a), min(end(&e), h.b)
+		if a >= b {
+			continue
+		}
+		wake := end(&e) - int64(min(e.RunqDelayNs, e.DurNs))
+		if e.Preempted {
+			wake = e.TsNs
+		}
+		r := min(b, end(&e)) - max(a, wake)
+		runnable += max(r, 0)
+		blocked += (b - a) - max(r, 0)
+	}
+	on := (h.b - h.a) - runnable - blocked
+	d := func(ns int64) string { return time.Duration(ns).Round(time.Microsecond).String() }
+	return "on CPU " + d(on) + ", waiting for a CPU " + d(runnable) + ", blocked " + d(blocked)
 }

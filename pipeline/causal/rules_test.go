@@ -1,6 +1,7 @@
 package causal
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,5 +314,37 @@ func TestPIDOnlySpan(t *testing.T) {
 	}
 	if r.TID != 101 {
 		t.Errorf("subject thread %d, want 101 (the one that did the work)", r.TID)
+	}
+}
+
+func TestEveryRuleExplained(t *testing.T) {
+	for _, r := range []string{RulePreempted, RuleRunQueue, RuleFileSyscall, RuleAfterFileWrite, RulePeerWait,
+		RuleFaultRun, RuleBlockedInFault, RuleWaker, RuleInferredWaker, RuleRemainder} {
+		kind, _, ok := strings.Cut(r, "/")
+		if RuleText[r] == "" || !ok {
+			t.Errorf("rule %q: no RuleText or no kind/ prefix", r)
+		}
+		if !slices.Contains([]string{KindCPU, KindStorage, KindSlowPeer, KindMemory, KindLock, KindUnexplained}, kind) {
+			t.Errorf("rule %q: prefix %q is not a cause kind", r, kind)
+		}
+	}
+}
+
+// A span's thread that hands work to another thread (a pool) and waits for it: the wait
+// is explained by what that thread did, found through the waker chain.
+func TestWaitOnAWorkerDoingIO(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "svc", t0)
+	pool := w.thread(100, 102, "svc", t0)
+	svc.run(1 * ms)
+	pool.t = svc.t + 100*us
+	pool.write(0xfe00, 77, 1<<20, 45*ms, func() { pool.blocked(44*ms, 0, 0, 0) })
+	pool.run(200 * us)
+	svc.blocked(pool.t-svc.t, 10*us, 100, 102)
+	svc.run(1 * ms)
+	r := Analyze(w.index(), settlement(svc, "1", t0))
+	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "inode 77", ns: 45 * ms})
+	if c := r.Causes[0]; c.Join != JoinWaker {
+		t.Errorf("join %q: found through the waker, want %q", c.Join, JoinWaker)
 	}
 }

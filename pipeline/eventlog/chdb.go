@@ -139,10 +139,13 @@ func connectEngine(lib *chdbLib, dir string) (*chdbConn, error) {
 	}
 	cc := &chdbConn{lib: lib, conn: c}
 	// Settings given as connect arguments are ignored by chDB 26.5; SET lasts for the
-	// connection, and the process has only this one.
-	if err := cc.query([]byte("SET "+insertSetting+" = 0"), "RowBinary", nil, nil); err != nil {
-		cc.close()
-		return nil, err
+	// connection, and the process has only this one. LowCardinality columns come back as
+	// their plain type: Go shares repeated strings itself (columns.go).
+	for _, set := range []string{insertSetting + " = 0", "low_cardinality_allow_in_native_format = 0"} {
+		if err := cc.query([]byte("SET "+set), "Native", nil, nil); err != nil {
+			cc.close()
+			return nil, err
+		}
 	}
 	return cc, nil
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/kprobe/kprobe/pipeline/event"
 )
 
-// openFunc opens a fresh, empty Store with opts. It fills opts.Database with a name of its
-// own when empty, and closes the store when the test ends.
-type openFunc func(t *testing.T, opts Options) Store
+// openFunc opens a fresh, empty Log with opts. It fills opts.Database with a name of its
+// own when empty, and closes the log when the test ends.
+type openFunc func(t *testing.T, opts Options) *Log
 
 var dbSeq atomic.Int64
 
@@ -29,12 +29,7 @@ var cmpEvents = cmp.Options{
 	cmpopts.EquateEmpty(),
 }
 
-// ddlReader is implemented by both stores, for the retention tests.
-type ddlReader interface {
-	tableDDL(ctx context.Context) (string, error)
-}
-
-// runContract is the behaviour every Store must have.
+// runContract is the behaviour the Log must have on every engine.
 func runContract(t *testing.T, open openFunc) {
 	t.Run("RoundTrip", func(t *testing.T) { testRoundTrip(t, open) })
 	t.Run("Queries", func(t *testing.T) { testQueries(t, open) })
@@ -43,7 +38,8 @@ func runContract(t *testing.T, open openFunc) {
 	t.Run("Retention", func(t *testing.T) { testRetention(t, open) })
 	t.Run("HostileStrings", func(t *testing.T) { testHostile(t, open) })
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
-	t.Run("Settlements", func(t *testing.T) { testSettlements(t, open) })
+	t.Run("SpanGroups", func(t *testing.T) { testSpanGroups(t, open) })
+	t.Run("EventTotals", func(t *testing.T) { testEventTotals(t, open) })
 }
 
 const t0 = int64(1_700_000_000_000_000_000) // 2023-11-14T22:13:20Z
@@ -96,14 +92,14 @@ func fullEvents() []event.Event {
 	}
 }
 
-func mustInsert(t *testing.T, s Store, evs []event.Event) {
+func mustInsert(t *testing.T, s *Log, evs []event.Event) {
 	t.Helper()
 	if err := s.Insert(context.Background(), evs); err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
 }
 
-func mustEvents(t *testing.T, s Store, q Query) []event.Event {
+func mustEvents(t *testing.T, s *Log, q Query) []event.Event {
 	t.Helper()
 	got, err := s.Events(context.Background(), q)
 	if err != nil {
@@ -112,7 +108,7 @@ func mustEvents(t *testing.T, s Store, q Query) []event.Event {
 	return got
 }
 
-func mustCount(t *testing.T, s Store, q Query) uint64 {
+func mustCount(t *testing.T, s *Log, q Query) uint64 {
 	t.Helper()
 	n, err := s.Count(context.Background(), q)
 	if err != nil {
@@ -197,6 +193,8 @@ func testQueries(t *testing.T, open openFunc) {
 		{"types+process", Query{Node: "n1", PID: 100, Types: rw}, []uint64{1, 2, 8, 10}},
 		{"limit", Query{PID: 100, Limit: 3}, []uint64{1, 2, 6}},
 		{"combined", Query{Node: "n1", AttrKey: "settlement.id", AttrValue: "4821", Types: []event.Type{event.TypeRead}}, []uint64{1, 8}},
+		{"ids", Query{IDs: []uint64{9, 3, 42}}, []uint64{3, 9}},
+		{"ids+process", Query{PID: 100, IDs: []uint64{1, 5, 6}}, []uint64{1, 6}},
 		{"no such node", Query{Node: "n3"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,23 +235,21 @@ func testQueries(t *testing.T, open openFunc) {
 	}
 
 	for _, tc := range []struct {
-		name     string
-		from, to int64
-		n        int
-		want     []uint64
+		name string
+		q    Query
+		want []uint64
 	}{
-		{"all time", 0, 0, 3, []uint64{10, 8, 3}},
-		{"window", t0, t0 + 1000, 2, []uint64{8, 3}},
-		{"more than there are", t0 + 50, 0, 10, []uint64{10, 8, 9}},
-		{"zero", 0, 0, 0, nil},
+		{"all time", Query{Limit: 3}, []uint64{10, 8, 3}},
+		{"window", Query{From: t0, To: t0 + 1000, Limit: 2}, []uint64{8, 3}},
+		{"more than there are", Query{From: t0 + 50, Limit: 10}, []uint64{10, 8, 9}},
+		{"no limit", Query{PID: 200}, []uint64{5}},
+		{"by attribute", Query{AttrKey: "settlement.id", AttrValue: "4821"}, []uint64{8, 2, 1}},
+		{"types", Query{Types: []event.Type{event.TypeRead}, Limit: 2}, []uint64{8, 5}},
 	} {
 		t.Run("Slowest/"+tc.name, func(t *testing.T) {
-			got, err := s.Slowest(ctx, tc.from, tc.to, tc.n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(pick(all, tc.want...), got, cmpEvents); diff != "" {
-				t.Errorf("Slowest (-want +got):\n%s", diff)
+			tc.q.Order = OrderSlowest
+			if diff := cmp.Diff(pick(all, tc.want...), mustEvents(t, s, tc.q), cmpEvents); diff != "" {
+				t.Errorf("Events(%+v) (-want +got):\n%s", tc.q, diff)
 			}
 		})
 	}
@@ -284,10 +280,7 @@ func testIdempotent(t *testing.T, open openFunc) {
 	if got := mustCount(t, s, Query{}); got != 11 {
 		t.Errorf("Count = %d, want 11", got)
 	}
-	slow, err := s.Slowest(context.Background(), 0, 0, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
+	slow := mustEvents(t, s, Query{Order: OrderSlowest, Limit: 2})
 	if diff := cmp.Diff([]uint64{10, 11}, ids(slow)); diff != "" {
 		t.Errorf("Slowest after re-inserts (-want +got):\n%s", diff)
 	}
@@ -340,13 +333,9 @@ func testTimeWindow(t *testing.T, open openFunc) {
 
 func testRetention(t *testing.T, open openFunc) {
 	ctx := context.Background()
-	ddl := func(s Store) string {
+	ddl := func(s *Log) string {
 		t.Helper()
-		r, ok := s.(ddlReader)
-		if !ok {
-			t.Fatalf("%T does not expose its DDL", s)
-		}
-		d, err := r.tableDDL(ctx)
+		d, err := s.tableDDL(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

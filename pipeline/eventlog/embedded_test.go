@@ -20,7 +20,7 @@ import (
 var shared struct {
 	once  sync.Once
 	dir   string
-	store Store
+	store *Log
 	err   error
 }
 
@@ -59,7 +59,7 @@ func requireEngine(t testing.TB) string {
 	return shared.dir
 }
 
-func openEmbeddedTest(t *testing.T, opts Options) Store {
+func openEmbeddedTest(t *testing.T, opts Options) *Log {
 	t.Helper()
 	dir := requireEngine(t)
 	if opts.Database == "" {

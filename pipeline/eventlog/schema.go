@@ -1,7 +1,6 @@
 package eventlog
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,58 +8,9 @@ import (
 	"github.com/kprobe/kprobe/pipeline/event"
 )
 
-// Table is the name of the event log table inside Options.Database.
-const Table = "kernel_events"
-
-// columns is the table's column list, in the order of the DDL, the INSERT column list, the
-// SELECT list and the RowBinary codec (rowbinary.go), which must all agree.
-var columns = []struct{ name, typ string }{
-	{"id", "UInt64"},
-	{"ts_ns", "Int64 CODEC(Delta, ZSTD(1))"},
-	{"ktime_ns", "UInt64 CODEC(Delta, ZSTD(1))"},
-	{"node", "LowCardinality(String)"},
-	{"pid", "UInt32"},
-	{"tid", "UInt32"},
-	{"cpu", "UInt32"},
-	{"comm", "LowCardinality(String)"},
-	{"cgroup_id", "UInt64"},
-	{"type", "UInt8"}, // event.Type: a number, so new types need no ALTER
-	{"dur_ns", "UInt64"},
-	{"syscall", "LowCardinality(String)"},
-	{"fd", "Int32"},
-	{"bytes", "Int64"},
-	{"errno", "Int32"},
-	{"dev", "UInt64"},
-	{"ino", "UInt64"},
-	{"saddr", "IPv6"},
-	{"daddr", "IPv6"},
-	{"sport", "UInt16"},
-	{"dport", "UInt16"},
-	// IPv6 alone cannot tell 10.0.0.1 from ::ffff:10.0.0.1 (dual-stack sockets) or :: from
-	// no address: bits 0-1 are saddr's family, bits 2-3 daddr's (0 none, 1 IPv4, 2 IPv6).
-	{"addr_family", "UInt8"},
-	{"preempted", "Bool"},
-	{"next_pid", "UInt32"},
-	{"next_tid", "UInt32"},
-	{"next_comm", "LowCardinality(String)"},
-	{"waker_pid", "UInt32"},
-	{"waker_tid", "UInt32"},
-	{"runq_delay_ns", "UInt64"},
-	{"addr", "UInt64"},
-	{"ip", "UInt64"},
-	{"error_code", "UInt64"},
-	{"kernel_fault", "Bool"},
-	{"payload", "String CODEC(ZSTD(3))"},
-	{"trace_id", "String"},
-	{"span_id", "String"},
-	{"service", "LowCardinality(String)"},
-	{"span_name", "LowCardinality(String)"},
-	{"span_join", "LowCardinality(String)"},
-	{"attrs", "Map(LowCardinality(String), String)"},
-}
-
-// SettlementAttr is the business key with its own skip index.
-const SettlementAttr = "settlement.id"
+// indexedAttr is the business key with a skip index of its own (idx_attr_values serves
+// every other key's values); tables made before the index list changed keep it.
+const indexedAttr = "settlement.id"
 
 // builder generates every statement, for both engines. Values from callers travel as
 // {name:Type} query parameters, never inside the SQL text; numbers are formatted by Go.
@@ -80,14 +30,6 @@ type stmt struct {
 	params []param
 }
 
-var columnList = func() string {
-	names := make([]string, len(columns))
-	for i, c := range columns {
-		names[i] = c.name
-	}
-	return strings.Join(names, ", ")
-}()
-
 func (b builder) createDatabase() string {
 	return "CREATE DATABASE IF NOT EXISTS " + b.db
 }
@@ -98,12 +40,12 @@ func (b builder) createDatabase() string {
 func (b builder) createTable(retentionDays int) string {
 	var s strings.Builder
 	s.WriteString("CREATE TABLE IF NOT EXISTS " + b.table + "\n(\n")
-	for _, c := range columns {
+	for _, c := range events.cols {
 		fmt.Fprintf(&s, "    %s %s,\n", c.name, c.typ)
 	}
 	s.WriteString(`    INDEX idx_trace_id trace_id TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_span_id span_id TYPE bloom_filter(0.01) GRANULARITY 1,
-    INDEX idx_settlement attrs['` + SettlementAttr + `'] TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_settlement attrs['` + indexedAttr + `'] TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_attr_values mapValues(attrs) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_ts ts_ns TYPE minmax GRANULARITY 1,
     INDEX idx_dur dur_ns TYPE minmax GRANULARITY 1
@@ -149,17 +91,15 @@ func ttlClause(days int) string {
 }
 
 // engineFull reads the table's engine clause, to reconcile its TTL with the options.
-func (b builder) engineFull() stmt {
+func (b builder) engineFull() stmt { return b.tableInfo("engine_full") }
+
+func (b builder) createTableQuery() stmt { return b.tableInfo("create_table_query") }
+
+func (b builder) tableInfo(col string) stmt {
 	return stmt{
-		sql:    "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {table:String}",
+		sql:    "SELECT " + col + " AS v FROM system.tables WHERE database = {db:String} AND name = {table:String}",
 		params: []param{{"db", b.db}, {"table", Table}},
 	}
-}
-
-func (b builder) createTableQuery() stmt {
-	st := b.engineFull()
-	st.sql = strings.Replace(st.sql, "engine_full", "create_table_query", 1)
-	return st
 }
 
 // alterTTL returns the ALTER that gives a table whose engine clause is engineFull the
@@ -177,60 +117,40 @@ func (b builder) alterTTL(engineFull string, days int) string {
 	return ""
 }
 
-// schemaConn is what ensureSchema needs from an engine.
-type schemaConn interface {
-	exec(ctx context.Context, sql string) error
-	queryString(ctx context.Context, st stmt) (string, error)
+// createSpansTable: ReplacingMergeTree by (trace_id, span_id) so a re-sent span is kept once.
+func (b builder) createSpansTable(retentionDays int) string {
+	var s strings.Builder
+	s.WriteString("CREATE TABLE IF NOT EXISTS " + b.spansTable() + "\n(\n")
+	for i, c := range spans.cols {
+		s.WriteString("    " + c.name + " " + c.typ)
+		if i < len(spans.cols)-1 {
+			s.WriteString(",")
+		}
+		s.WriteString("\n")
+	}
+	s.WriteString(`)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMMDD(fromUnixTimestamp64Nano(start_ns), 'UTC')
+ORDER BY (trace_id, span_id)
+`)
+	if retentionDays > 0 {
+		s.WriteString("TTL toDateTime(intDiv(start_ns, 1000000000), 'UTC') + INTERVAL " + strconv.Itoa(retentionDays) + " DAY\n")
+	}
+	return s.String()
 }
 
-func ensureSchema(ctx context.Context, c schemaConn, b builder, retentionDays int) error {
-	for _, sql := range []string{b.createDatabase(), b.createTable(retentionDays), b.createSpansTable(retentionDays)} {
-		if err := c.exec(ctx, sql); err != nil {
-			return err
-		}
-	}
-	full, err := c.queryString(ctx, b.engineFull())
-	if err != nil {
-		return fmt.Errorf("reading table definition: %w", err)
-	}
-	if alter := b.alterTTL(full, retentionDays); alter != "" {
-		if err := c.exec(ctx, alter); err != nil {
-			return fmt.Errorf("changing retention: %w", err)
-		}
-	}
-	if alter := b.alterWidePart(full); alter != "" {
-		if err := c.exec(ctx, alter); err != nil {
-			return fmt.Errorf("setting the part format: %w", err)
-		}
-	}
-	return nil
-}
+func (b builder) spansTable() string { return b.db + "." + SpansTable }
 
 // insertSetting is turned off for inserts: with it, ReplacingMergeTree collapses
 // duplicates inside each inserted block, which made inserts 8x slower here (1 M rows:
 // 0.5 s without, 4 s with). Reads use FINAL, so results are exact either way.
 const insertSetting = "optimize_on_insert"
 
-// insert is the INSERT prefix; each engine supplies the rows its own way.
-func (b builder) insert() string {
-	return "INSERT INTO " + b.table + " (" + columnList + ")"
-}
-
-// insertNative is the embedded engine's INSERT: rows in Native (native.go) from the file
-// named by the {path:String} parameter.
-func (b builder) insertNative() string {
-	return b.insert() + " SELECT * FROM file({path:String}, 'Native', '" + nativeStructure + "')"
-}
-
-// insertRowBinary reads the rows from a RowBinary file instead: the former path, about
-// five times slower, kept as BenchmarkEmbeddedInsert's baseline.
-func (b builder) insertRowBinary() string {
-	structure := make([]string, len(columns))
-	for i, c := range columns {
-		typ, _, _ := strings.Cut(c.typ, " CODEC")
-		structure[i] = c.name + " " + typ
-	}
-	return b.insert() + " SELECT * FROM file({path:String}, 'RowBinary', '" + strings.Join(structure, ", ") + "')"
+// insertEvents and insertSpans are the INSERT prefixes; each engine supplies the rows its
+// own way.
+func (b builder) insertEvents() string { return "INSERT INTO " + b.table + " (" + events.names() + ")" }
+func (b builder) insertSpans() string {
+	return "INSERT INTO " + b.spansTable() + " (" + spans.names() + ")"
 }
 
 // where builds the WHERE clause for q.
@@ -277,16 +197,28 @@ func where(q Query) (string, []param) {
 		}
 		conds = append(conds, "type IN ("+strings.Join(ts, ", ")+")")
 	}
+	if len(q.IDs) > 0 {
+		ids := make([]string, len(q.IDs))
+		for i, id := range q.IDs {
+			ids[i] = strconv.FormatUint(id, 10)
+		}
+		conds = append(conds, "id IN ("+strings.Join(ids, ", ")+")")
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), params
 }
 
-// FINAL makes reads exact while re-inserted duplicates still wait for a merge.
+// events selects the events matching q. FINAL makes reads exact while re-inserted
+// duplicates still wait for a merge.
 func (b builder) events(q Query) stmt {
 	w, params := where(q)
-	sql := "SELECT " + columnList + " FROM " + b.table + " FINAL" + w + " ORDER BY ts_ns, id"
+	order := " ORDER BY ts_ns, id"
+	if q.Order == OrderSlowest {
+		order = " ORDER BY dur_ns DESC, ts_ns, id"
+	}
+	sql := "SELECT " + events.selectList() + " FROM " + b.table + " FINAL" + w + order
 	if q.Limit > 0 {
 		sql += " LIMIT " + strconv.Itoa(q.Limit)
 	}
@@ -295,19 +227,46 @@ func (b builder) events(q Query) stmt {
 
 func (b builder) count(q Query) stmt {
 	w, params := where(q)
-	return stmt{sql: "SELECT count() FROM " + b.table + " FINAL" + w, params: params}
+	return stmt{sql: "SELECT " + counts.selectList() + " FROM " + b.table + " FINAL" + w, params: params}
+}
+
+func (b builder) totals(q Query) stmt {
+	w, params := where(q)
+	return stmt{
+		sql:    "SELECT " + typeTotals.selectList() + " FROM " + b.table + " FINAL" + w + " GROUP BY type ORDER BY type",
+		params: params,
+	}
 }
 
 func syscallQuery(node string, pid uint32, from, to int64) Query {
 	return Query{Node: node, PID: pid, From: from, To: to, Types: []event.Type{event.TypeRead, event.TypeWrite}}
 }
 
-func (b builder) slowest(from, to int64, n int) stmt {
-	w, params := where(Query{From: from, To: to})
-	return stmt{
-		sql:    "SELECT " + columnList + " FROM " + b.table + " FINAL" + w + " ORDER BY dur_ns DESC, ts_ns, id LIMIT " + strconv.Itoa(n),
-		params: params,
+// spanGroups groups the spans that carry q.Key by its value: a group lasts from its
+// first span's start to its last span's end.
+func (b builder) spanGroups(q SpanGroupQuery) stmt {
+	conds := []string{"mapContains(attrs, {key:String})"}
+	params := []param{{"key", q.Key}}
+	if q.Value != "" {
+		conds = append(conds, "attrs[{key:String}] = {value:String}")
+		params = append(params, param{"value", q.Value})
 	}
+	if q.From != 0 {
+		conds = append(conds, "start_ns >= "+strconv.FormatInt(q.From, 10))
+	}
+	if q.To != 0 {
+		conds = append(conds, "start_ns < "+strconv.FormatInt(q.To, 10))
+	}
+	sql := "SELECT " + spanGroups.selectList() + " FROM " + b.spansTable() + " FINAL WHERE " + strings.Join(conds, " AND ") +
+		" GROUP BY g_value"
+	if q.FailedOnly {
+		sql += " HAVING g_errors > 0"
+	}
+	sql += " ORDER BY g_end_ns - g_start_ns DESC, g_value"
+	if q.Limit > 0 {
+		sql += " LIMIT " + strconv.Itoa(q.Limit)
+	}
+	return stmt{sql: sql, params: params}
 }
 
 // paramEscaper encodes a raw value for the engine: ClickHouse reads parameter values as

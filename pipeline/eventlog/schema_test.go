@@ -25,6 +25,7 @@ func TestWhere(t *testing.T) {
 			[]param{{"trace_id", "t"}, {"span_id", "s"}, {"attr_key", "k"}, {"attr_value", "v"}}},
 		{"attr key", Query{AttrKey: "k"}, " WHERE mapContains(attrs, {attr_key:String})", []param{{"attr_key", "k"}}},
 		{"types", Query{Types: []event.Type{event.TypeRead, event.TypePageFault}}, " WHERE type IN (1, 6)", nil},
+		{"ids", Query{IDs: []uint64{18446744073709551615, 7}}, " WHERE id IN (18446744073709551615, 7)", nil},
 		{"hostile stays a parameter", Query{Node: "'; DROP TABLE x --"},
 			" WHERE node = {node:String}", []param{{"node", "'; DROP TABLE x --"}}},
 	} {
@@ -43,10 +44,16 @@ func TestWhere(t *testing.T) {
 func TestStatements(t *testing.T) {
 	b := newBuilder("kprobe")
 	for _, tc := range []struct{ got, want string }{
-		{b.events(Query{PID: 1, Limit: 10}).sql, "SELECT " + columnList + " FROM kprobe.kernel_events FINAL WHERE pid = 1 ORDER BY ts_ns, id LIMIT 10"},
-		{b.count(Query{}).sql, "SELECT count() FROM kprobe.kernel_events FINAL"},
-		{b.slowest(1, 2, 5).sql, "SELECT " + columnList + " FROM kprobe.kernel_events FINAL WHERE ts_ns >= 1 AND ts_ns < 2 ORDER BY dur_ns DESC, ts_ns, id LIMIT 5"},
-		{b.insert(), "INSERT INTO kprobe.kernel_events (" + columnList + ")"},
+		{b.events(Query{PID: 1, Limit: 10}).sql, "SELECT " + events.names() + " FROM kprobe.kernel_events FINAL WHERE pid = 1 ORDER BY ts_ns, id LIMIT 10"},
+		{b.count(Query{}).sql, "SELECT count() AS n FROM kprobe.kernel_events FINAL"},
+		{b.events(Query{From: 1, To: 2, Order: OrderSlowest, Limit: 5}).sql, "SELECT " + events.names() + " FROM kprobe.kernel_events FINAL WHERE ts_ns >= 1 AND ts_ns < 2 ORDER BY dur_ns DESC, ts_ns, id LIMIT 5"},
+		{b.insertEvents(), "INSERT INTO kprobe.kernel_events (" + events.names() + ")"},
+		{b.insertSpans(), "INSERT INTO kprobe.spans (" + spans.names() + ")"},
+		{b.totals(Query{PID: 1}).sql, "SELECT type, count() AS t_events, sum(dur_ns) AS t_dur_ns, min(ts_ns) AS t_first_ns, argMin(comm, (ts_ns, id)) AS t_comm" +
+			" FROM kprobe.kernel_events FINAL WHERE pid = 1 GROUP BY type ORDER BY type"},
+		{b.spanGroups(SpanGroupQuery{Key: "k", Value: "v", From: 1, To: 2, FailedOnly: true, Limit: 3}).sql, "SELECT " + spanGroups.selectList() +
+			" FROM kprobe.spans FINAL WHERE mapContains(attrs, {key:String}) AND attrs[{key:String}] = {value:String} AND start_ns >= 1 AND start_ns < 2" +
+			" GROUP BY g_value HAVING g_errors > 0 ORDER BY g_end_ns - g_start_ns DESC, g_value LIMIT 3"},
 	} {
 		if diff := cmp.Diff(tc.want, tc.got); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
@@ -59,8 +66,8 @@ func TestStatements(t *testing.T) {
 	if want := "TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 14 DAY"; !strings.Contains(b.createTable(14), want) {
 		t.Errorf("retention 14 lacks %q:\n%s", want, b.createTable(14))
 	}
-	if n := strings.Count(ddl, ",\n"); n != len(columns)+5 {
-		t.Errorf("DDL has %d column/index lines, want %d", n, len(columns)+5)
+	if n := strings.Count(ddl, ",\n"); n != len(events.cols)+5 {
+		t.Errorf("DDL has %d column/index lines, want %d", n, len(events.cols)+5)
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // TestServerContract runs the contract against a real server when one is configured:
@@ -22,7 +25,7 @@ func TestServerContract(t *testing.T) {
 	if addr == "" {
 		t.Skip("KPROBE_CLICKHOUSE_ADDR not set: no ClickHouse server to test against (the fakes below cover the driver code)")
 	}
-	runContract(t, func(t *testing.T, opts Options) Store {
+	runContract(t, func(t *testing.T, opts Options) *Log {
 		t.Helper()
 		if opts.Database == "" {
 			opts.Database = fmt.Sprintf("kprobe_test_%d_%s", os.Getpid(), testDatabase())
@@ -32,15 +35,17 @@ func TestServerContract(t *testing.T) {
 			t.Fatalf("OpenServer: %v", err)
 		}
 		t.Cleanup(func() {
-			s.(*server).conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+opts.Database)
+			s.exec(context.Background(), "DROP DATABASE IF EXISTS "+opts.Database)
 			s.Close()
 		})
 		return s
 	})
 }
 
-// fakeConn is a driver.Conn that records statements and keeps appended rows, serving
-// them back to any SELECT: enough to run the driver-facing code without a server.
+// fakeConn is a driver.Conn that records statements and keeps appended rows per table,
+// serving them back to a SELECT of that table: enough to run the driver-facing code
+// without a server. Values go through as the real driver's columns would take and give
+// them: a Scan destination of another type than the appended value is refused.
 type fakeConn struct {
 	driver.Conn // unimplemented methods panic
 
@@ -48,10 +53,21 @@ type fakeConn struct {
 	queries    []string
 	args       [][]any
 	engineFull string
-	rows       [][]any
+	rows       map[string][][]any // by table
+	canned     map[string][][]any // the answer to a query containing the key
 	sent       int
 	failSend   error
 	closed     bool
+}
+
+// fakeTable is the table a statement names.
+func fakeTable(sql string) string {
+	for _, t := range []string{Table, SpansTable} {
+		if strings.Contains(sql, "."+t+" ") || strings.HasSuffix(sql, "."+t) {
+			return t
+		}
+	}
+	return ""
 }
 
 func (c *fakeConn) Exec(_ context.Context, sql string, _ ...any) error {
@@ -59,20 +75,22 @@ func (c *fakeConn) Exec(_ context.Context, sql string, _ ...any) error {
 	return nil
 }
 
-func (c *fakeConn) QueryRow(_ context.Context, sql string, args ...any) driver.Row {
+func (c *fakeConn) Query(_ context.Context, sql string, args ...any) (driver.Rows, error) {
 	c.queries, c.args = append(c.queries, sql), append(c.args, args)
 	switch {
 	case strings.Contains(sql, "engine_full"):
-		return &fakeRow{vals: []any{c.engineFull}}
+		return &fakeRows{rows: [][]any{{c.engineFull}}, i: -1}, nil
 	case strings.HasPrefix(sql, "SELECT count()"):
-		return &fakeRow{vals: []any{uint64(len(c.rows))}}
+		return &fakeRows{rows: [][]any{{uint64(len(c.rows[Table]))}}, i: -1}, nil
+	case strings.HasPrefix(sql, "SELECT "+events.selectList()+" FROM"):
+		return &fakeRows{rows: c.rows[Table], i: -1}, nil
 	}
-	return &fakeRow{err: fmt.Errorf("fake: unexpected QueryRow %q", sql)}
-}
-
-func (c *fakeConn) Query(_ context.Context, sql string, args ...any) (driver.Rows, error) {
-	c.queries, c.args = append(c.queries, sql), append(c.args, args)
-	return &fakeRows{rows: c.rows, i: -1}, nil
+	for k, rows := range c.canned {
+		if strings.Contains(sql, k) {
+			return &fakeRows{rows: rows, i: -1}, nil
+		}
+	}
+	return nil, fmt.Errorf("fake: unexpected query %q", sql)
 }
 
 func (c *fakeConn) PrepareBatch(_ context.Context, sql string, _ ...driver.PrepareBatchOption) (driver.Batch, error) {
@@ -80,7 +98,8 @@ func (c *fakeConn) PrepareBatch(_ context.Context, sql string, _ ...driver.Prepa
 		return nil, fmt.Errorf("fake: not an insert: %q", sql)
 	}
 	c.queries = append(c.queries, sql)
-	return &fakeBatch{conn: c}, nil
+	open, close := strings.Index(sql, "("), strings.LastIndex(sql, ")")
+	return &fakeBatch{conn: c, table: fakeTable(sql[:open]), columns: strings.Count(sql[open:close], ",") + 1}, nil
 }
 
 func (c *fakeConn) Close() error {
@@ -90,16 +109,18 @@ func (c *fakeConn) Close() error {
 
 type fakeBatch struct {
 	driver.Batch
-	conn *fakeConn
-	rows [][]any
-	sent bool
+	conn    *fakeConn
+	table   string
+	columns int
+	rows    [][]any
+	sent    bool
 }
 
 func (b *fakeBatch) Append(v ...any) error {
-	if len(v) != len(columns) {
-		return fmt.Errorf("fake: %d values for %d columns", len(v), len(columns))
+	if len(v) != b.columns {
+		return fmt.Errorf("fake: %d values for %d columns", len(v), b.columns)
 	}
-	b.rows = append(b.rows, v)
+	b.rows = append(b.rows, slices.Clone(v))
 	return nil
 }
 
@@ -108,7 +129,10 @@ func (b *fakeBatch) Send() error {
 		return b.conn.failSend
 	}
 	b.sent = true
-	b.conn.rows = append(b.conn.rows, b.rows...)
+	if b.conn.rows == nil {
+		b.conn.rows = map[string][][]any{}
+	}
+	b.conn.rows[b.table] = append(b.conn.rows[b.table], b.rows...)
 	b.conn.sent++
 	return nil
 }
@@ -125,24 +149,11 @@ func assign(dest, vals []any) error {
 	for i, d := range dest {
 		dv, v := reflect.ValueOf(d), reflect.ValueOf(vals[i])
 		if dv.Kind() != reflect.Pointer || dv.Elem().Type() != v.Type() {
-			return fmt.Errorf("fake: column %d (%s): cannot scan %T into %T", i, columns[i].name, vals[i], d)
+			return fmt.Errorf("fake: column %d: cannot scan %T into %T", i, vals[i], d)
 		}
 		dv.Elem().Set(v)
 	}
 	return nil
-}
-
-type fakeRow struct {
-	driver.Row
-	vals []any
-	err  error
-}
-
-func (r *fakeRow) Scan(dest ...any) error {
-	if r.err != nil {
-		return r.err
-	}
-	return assign(dest, r.vals)
 }
 
 type fakeRows struct {
@@ -192,7 +203,7 @@ func TestServerSchema(t *testing.T) {
 	}
 }
 
-func newFakeServer(t *testing.T) (*server, *fakeConn) {
+func newFakeServer(t *testing.T) (*Log, *fakeConn) {
 	t.Helper()
 	c := &fakeConn{}
 	s, err := newServer(context.Background(), c, Options{Database: "kp"})
@@ -210,24 +221,41 @@ func TestServerRoundTrip(t *testing.T) {
 	if err := s.Insert(ctx, want); err != nil {
 		t.Fatal(err)
 	}
-	if c.sent != 1 || len(c.rows) != len(want) {
-		t.Fatalf("sent %d batches with %d rows, want 1 with %d", c.sent, len(c.rows), len(want))
+	rows := c.rows[Table]
+	if c.sent != 1 || len(rows) != len(want) {
+		t.Fatalf("sent %d batches with %d rows, want 1 with %d", c.sent, len(rows), len(want))
 	}
-	if diff := cmp.Diff([]string{"INSERT INTO kp.kernel_events (" + columnList + ")"}, c.queries); diff != "" {
+	if diff := cmp.Diff([]string{"INSERT INTO kp.kernel_events (" + events.names() + ")"}, c.queries); diff != "" {
 		t.Errorf("insert statement (-want +got):\n%s", diff)
 	}
-	// The appended values are what the columns take: spot-check the converted ones.
-	row := c.rows[0]
-	for i, want := range map[int]any{0: uint64(1), 9: uint8(event.TypeRead), 33: string(want[0].Payload)} {
-		if !reflect.DeepEqual(row[i], want) {
-			t.Errorf("column %s: appended %#v, want %#v", columns[i].name, row[i], want)
+	// The appended values are what the driver's columns take: check the converted ones.
+	col := func(name string) int {
+		t.Helper()
+		i := slices.IndexFunc(events.cols, func(c column[event.Event]) bool { return c.name == name })
+		if i < 0 {
+			t.Fatalf("no column %s", name)
 		}
+		return i
 	}
-	if got := c.rows[2][21]; got != uint8(familyV4|familyV4<<2) {
-		t.Errorf("addr_family of an IPv4 pair = %v", got)
-	}
-	if got := c.rows[1][39]; !reflect.DeepEqual(got, map[string]string{}) {
-		t.Errorf("nil attrs appended as %#v, want an empty map", got)
+	for _, tc := range []struct {
+		row    int
+		column string
+		want   any
+	}{
+		{0, "id", uint64(1)},
+		{0, "type", uint8(event.TypeRead)},
+		{0, "payload", string(want[0].Payload)},
+		{0, "preempted", false},
+		{5, "preempted", true},
+		{2, "saddr", [16]byte(netip.MustParseAddr("::ffff:10.0.0.1").As16())},
+		{2, "addr_family", uint8(familyV4 | familyV4<<2)},
+		{3, "addr_family", uint8(familyV6 | familyV6<<2)},
+		{1, "attrs", map[string]string{}}, // the driver refuses a nil map
+		{1, "fd", int32(-1)},
+	} {
+		if got := rows[tc.row][col(tc.column)]; !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("row %d column %s: appended %#v, want %#v", tc.row, tc.column, got, tc.want)
+		}
 	}
 
 	got, err := s.Events(ctx, Query{})
@@ -261,9 +289,20 @@ func TestServerQueryArgs(t *testing.T) {
 		}, newBuilder("kp").events(Query{Node: hostileNode, PID: 7, TraceID: "tr", AttrKey: "settlement.id", AttrValue: "4821", Limit: 5})},
 		{"SyscallLog", func() error { _, err := s.SyscallLog(ctx, "n", 9, 1, 2); return err },
 			newBuilder("kp").events(syscallQuery("n", 9, 1, 2))},
-		{"Slowest", func() error { _, err := s.Slowest(ctx, 1, 2, 3); return err }, newBuilder("kp").slowest(1, 2, 3)},
+		{"Slowest", func() error {
+			_, err := s.Events(ctx, Query{From: 1, To: 2, Order: OrderSlowest, Limit: 3})
+			return err
+		},
+			newBuilder("kp").events(Query{From: 1, To: 2, Order: OrderSlowest, Limit: 3})},
 		{"Count", func() error { _, err := s.Count(ctx, Query{SpanID: "sp"}); return err }, newBuilder("kp").count(Query{SpanID: "sp"})},
+		{"EventTotals", func() error { _, err := s.EventTotals(ctx, Query{Node: hostileNode}); return err },
+			newBuilder("kp").totals(Query{Node: hostileNode})},
+		{"SpanGroups", func() error {
+			_, err := s.SpanGroups(ctx, SpanGroupQuery{Key: hostileNode, Value: "v", From: 5, Limit: 2})
+			return err
+		}, newBuilder("kp").spanGroups(SpanGroupQuery{Key: hostileNode, Value: "v", From: 5, Limit: 2})},
 	}
+	c.canned = map[string][][]any{"g_value": nil, "t_events": nil}
 	for _, call := range calls {
 		t.Run(call.name, func(t *testing.T) {
 			c.queries, c.args = nil, nil
@@ -289,6 +328,46 @@ func TestServerQueryArgs(t *testing.T) {
 	}
 	if strings.Contains(c.queries[0], "DROP") {
 		t.Errorf("a value reached the SQL text: %s", c.queries[0])
+	}
+}
+
+// TestServerResults: computed results and spans travel through the driver's values.
+func TestServerResults(t *testing.T) {
+	ctx := context.Background()
+	s, c := newFakeServer(t)
+	c.canned = map[string][][]any{
+		"g_value": {
+			{"4821", "t1", t0, t0 + 9, "svc", "h", uint32(7), uint64(2), uint64(1), uint64(1)},
+			{"4820", "t0", t0 - 5, t0, "svc", "h", uint32(8), uint64(1), uint64(0), uint64(0)},
+		},
+		"t_events": {{uint8(event.TypeWrite), uint64(3), uint64(300), t0, "java"}},
+	}
+	groups, err := s.SpanGroups(ctx, SpanGroupQuery{Key: "settlement.id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SpanGroup{
+		{Value: "4821", TraceID: "t1", StartNs: t0, EndNs: t0 + 9, Service: "svc", Host: "h", PID: 7, Spans: 2, Errors: 1, OKs: 1},
+		{Value: "4820", TraceID: "t0", StartNs: t0 - 5, EndNs: t0, Service: "svc", Host: "h", PID: 8, Spans: 1},
+	}
+	if diff := cmp.Diff(want, groups); diff != "" {
+		t.Errorf("SpanGroups (-want +got):\n%s", diff)
+	}
+	totals, err := s.EventTotals(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]TypeTotal{{Type: event.TypeWrite, Events: 3, DurNs: 300, FirstNs: t0, Comm: "java"}}, totals); diff != "" {
+		t.Errorf("EventTotals (-want +got):\n%s", diff)
+	}
+
+	sp := []span.Span{{TraceID: "t", SpanID: "s", Name: "n", PID: 3, StartNs: 1, EndNs: 2, Status: span.StatusOK}}
+	if err := s.InsertSpans(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	wantRow := []any{"t", "s", "", "n", "", "", uint32(3), uint32(0), int64(1), int64(2), span.StatusOK, map[string]string{}}
+	if diff := cmp.Diff([][]any{wantRow}, c.rows[SpansTable]); diff != "" {
+		t.Errorf("appended span (-want +got):\n%s", diff)
 	}
 }
 

@@ -91,8 +91,8 @@ func (r Report) writeTimeline(w io.Writer) {
 	t.write(w)
 }
 
-// WriteChainMarkdown writes a causal chain as a ranked table and one path line per
-// cause. (The causal engine's own markdown section replaces this once it lands.)
+// WriteChainMarkdown writes a causal chain as a ranked table and one path line per cause:
+// the report's chain section (WriteChainText is the same chain for a terminal).
 func WriteChainMarkdown(w io.Writer, ch Chain) {
 	s := ch.Subject
 	fmt.Fprintf(w, "%s took %s.\n\n", RefName(Ref{Kind: s.Kind, ID: s.ID}), HumanDuration(s.DurationNs))
@@ -113,14 +113,7 @@ func WriteChainMarkdown(w io.Writer, ch Chain) {
 		fmt.Fprintf(w, "%d. **%s** %s\n", c.Rank, c.Kind, c.Summary)
 		var hops []string
 		for _, st := range c.Path {
-			hop := st.Name
-			if !strings.HasPrefix(st.Name, st.Kind) {
-				hop = st.Kind + " " + st.Name
-			}
-			if st.DurationNs > 0 {
-				hop += " (" + HumanDuration(st.DurationNs) + ")"
-			}
-			hops = append(hops, hop)
+			hops = append(hops, stepText(st))
 		}
 		if len(hops) > 0 {
 			fmt.Fprintf(w, "   - path: %s\n", strings.Join(hops, " → "))

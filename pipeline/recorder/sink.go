@@ -41,8 +41,8 @@ type Publish struct {
 	pub     bus.Publisher
 	prefix  string
 	max     int
-	groups  map[groupKey][]event.Event
-	order   []groupKey
+	groups  map[groupKey]*group // of the last Write: their slices are reused
+	order   []*group
 	sent    atomic.Uint64
 	dropped atomic.Uint64
 }
@@ -53,13 +53,19 @@ type groupKey struct {
 	pid   uint32
 }
 
+type group struct {
+	key  groupKey
+	evs  []event.Event
+	used bool
+}
+
 // NewPublish returns a sink that publishes batches of at most maxBatch events to the
 // kernel topics, their names prefixed by topicPrefix (to keep tenants or tests apart).
 func NewPublish(pub bus.Publisher, maxBatch int, topicPrefix string) *Publish {
 	if maxBatch <= 0 {
 		maxBatch = 512
 	}
-	return &Publish{pub: pub, max: maxBatch, prefix: topicPrefix, groups: map[groupKey][]event.Event{}}
+	return &Publish{pub: pub, max: maxBatch, prefix: topicPrefix, groups: map[groupKey]*group{}}
 }
 
 // Write implements Sink. Events the publisher cannot take are counted as dropped.
@@ -67,25 +73,37 @@ func (p *Publish) Write(_ context.Context, events []event.Event) error {
 	for i := range events {
 		e := &events[i]
 		k := groupKey{e.Type.Topic(), e.Node, e.PID}
-		g, ok := p.groups[k]
-		if !ok {
-			p.order = append(p.order, k)
+		g := p.groups[k]
+		if g == nil {
+			g = &group{key: k}
+			p.groups[k] = g
 		}
-		p.groups[k] = append(g, *e)
+		if !g.used {
+			g.used = true
+			p.order = append(p.order, g)
+		}
+		g.evs = append(g.evs, *e)
 	}
 	var firstErr error
-	for _, k := range p.order {
-		g := p.groups[k]
-		for len(g) > 0 {
-			n := min(len(g), p.max)
-			if err := p.send(k, g[:n]); err != nil && firstErr == nil {
+	for _, g := range p.order {
+		for evs := g.evs; len(evs) > 0; {
+			n := min(len(evs), p.max)
+			if err := p.send(g.key, evs[:n]); err != nil && firstErr == nil {
 				firstErr = err
 			}
-			g = g[n:]
+			evs = evs[n:]
 		}
-		delete(p.groups, k)
+		clear(g.evs) // payloads and strings are not kept alive until the next Write
+		g.evs = g.evs[:0]
 	}
 	p.order = p.order[:0]
+	// Keep only the groups of this Write: processes come and go.
+	for k, g := range p.groups {
+		if !g.used {
+			delete(p.groups, k)
+		}
+		g.used = false
+	}
 	return firstErr
 }
 

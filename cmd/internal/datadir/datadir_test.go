@@ -2,7 +2,6 @@ package datadir
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/api/server/servertest"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
@@ -161,26 +161,6 @@ func holdEngineLock(t *testing.T, dir string) func() {
 // serveSocket serves the fixture on the directory's API socket, as a recorder does.
 func serveSocket(t *testing.T, dir string) (stop func()) {
 	t.Helper()
-	ln, err := server.Listen(server.ListenConfig{Addr: "unix:" + client.SocketPath(dir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Options{Service: investigatetest.New(10)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ln.Serve(ctx, nil, srv.Handler()) }()
-	var once atomic.Bool
-	stop = func() {
-		if once.CompareAndSwap(false, true) {
-			cancel()
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("serve: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return stop
+	return servertest.Serve(t, server.Options{Service: investigatetest.New(10)},
+		server.ListenConfig{Addr: "unix:" + client.SocketPath(dir)}).Stop
 }

@@ -3,10 +3,8 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -14,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/kprobe/kprobe/internal/certs"
 )
 
 // SASL mechanisms kprobe speaks.
@@ -114,25 +114,18 @@ func (s Security) login(ctx context.Context, brokers []string) error {
 func TLSFiles(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
 	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
+		pool, err := certs.Pool("--kafka-ca", caFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka CA: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka CA %s: no PEM certificate in it", caFile)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
-	if (certFile == "") != (keyFile == "") {
-		return nil, errors.New("kafka client certificate and key go together")
+	cert, err := certs.KeyPair("--kafka-cert/--kafka-key", certFile, keyFile)
+	if err != nil {
+		return nil, err
 	}
-	if certFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	return cfg, nil
 }
