@@ -98,7 +98,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 	tm.keys("Escape")
 	tm.waitFor("chain · settlement 4821")
 	tm.keys("r")
-	tm.waitFor("Replay is not available in this session")
+	tm.waitFor("Program (run in place of the recorded process)") // the replay engine is wired in
 	tm.keys("Escape")
 	tm.waitFor("chain · settlement 4821")
 	tm.keys("e")
