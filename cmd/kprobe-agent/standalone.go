@@ -94,6 +94,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	printJoins(stderr, es.Correlator, ef.Lateness)
 	eng.StopOTLP(stderr)
 	fmt.Fprintf(stderr, "event log: %s\n", ef.EventLog())
+	eng.APISummary(stderr)
 
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr

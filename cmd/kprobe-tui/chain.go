@@ -7,12 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/kprobe/kprobe/cmd/internal/wire"
-	"github.com/kprobe/kprobe/pipeline/causal"
-	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
-	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -21,9 +17,9 @@ import (
 func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("chain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var sf wire.Source
-	sf.RegisterStores(fs)
-	var neo4jURI, business, format, kind, id, trace string
+	var src wire.Source
+	src.Register(fs)
+	var format, kind, id, trace string
 	ids := map[string]*string{}
 	for _, k := range []string{investigate.KindSettlement, investigate.KindPayment, investigate.KindClearingWindow, investigate.KindOrderBookOp} {
 		ids[k] = new(string)
@@ -32,11 +28,9 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&trace, "trace", "", "the business object at the root of this trace (hex trace ID)")
 	fs.StringVar(&kind, "kind", "", "a kind of the business mapping (e.g. netting_run), with --id")
 	fs.StringVar(&id, "id", "", "the ID of the --kind object")
-	fs.StringVar(&neo4jURI, "neo4j", os.Getenv(neo4j.EnvURI), "read causal chains from this Neo4j (with --clickhouse; user and password as for kprobe-agent)")
-	fs.StringVar(&business, "business", os.Getenv("KPROBE_BUSINESS"), "business mapping file, as given to kprobe-agent (default: the built-in mapping)")
 	fs.StringVar(&format, "format", "text", "output: text, json or markdown (the incident report's section)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
+		fmt.Fprint(stderr, "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI | --api HOST:PORT) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -67,21 +61,21 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if format != "text" && format != "json" && format != "markdown" {
 		return fmt.Errorf("--format %q: want text, json or markdown", format)
 	}
-	mapping, err := causal.LoadMapping(business)
+	// The mapping first: a bad file is the first thing to fix.
+	if _, err := src.Mapping(); err != nil {
+		return err
+	}
+	if src.ClickHouse != "" && src.Neo4j == "" {
+		return fmt.Errorf("--clickhouse needs --neo4j URI for the causal graph (or KPROBE_NEO4J_URI)")
+	}
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}
-	chains, closeAll, err := openChains(ctx, sf, neo4jURI, mapping)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	ch, err := chains.Chain(ctx, ref)
+	defer svc.Close()
+	ch, err := svc.Chain(ctx, ref)
 	if err != nil {
 		if errors.Is(err, investigate.ErrNotFound) {
-			if chains.Log == nil {
-				return fmt.Errorf("no %s in the causal graph (chains are not yet computed from the event log on demand)", investigate.RefName(ref))
-			}
 			return fmt.Errorf("no such %s", investigate.RefName(ref))
 		}
 		return err
@@ -106,56 +100,3 @@ func flagName(kind string) string {
 	}
 	return kind
 }
-
-// openChains opens the causal graph (the embedded one under --data, or Neo4j) and the
-// event log the chains are computed from when the graph lacks them.
-func openChains(ctx context.Context, sf wire.Source, neo4jURI string, m causal.Mapping) (investigate.Chains, func(), error) {
-	c := investigate.Chains{Mapping: m}
-	var closers []func() error
-	closeAll := func() {
-		for _, f := range closers {
-			f()
-		}
-	}
-	switch {
-	case neo4jURI != "":
-		opts := neo4j.EnvOptions(os.Getenv)
-		opts.URI = neo4jURI
-		st, err := neo4j.Open(ctx, opts)
-		if err != nil {
-			return c, nil, err
-		}
-		c.Graph, closers = st, append(closers, st.Close)
-	case sf.Data != "":
-		if _, err := os.Stat(embedded.Dir(sf.Data)); err == nil {
-			st, err := embedded.Open(ctx, embedded.Dir(sf.Data), embedded.Options{ReadOnly: true})
-			if err != nil {
-				return c, nil, err
-			}
-			c.Graph, closers = st, append(closers, st.Close)
-		}
-	}
-	log, err := openChainLog(ctx, sf)
-	if err != nil {
-		closeAll()
-		return c, nil, err
-	}
-	if log != nil {
-		c.Log, closers = log, append(closers, log.Close)
-	}
-	if c.Graph == nil && c.Log == nil {
-		closeAll()
-		return c, nil, fmt.Errorf("nothing to read chains from: give --data DIR, or --clickhouse ADDR with --neo4j URI")
-	}
-	return c, closeAll, nil
-}
-
-// chainLogCloser is an event log that chains can be computed from.
-type chainLogCloser interface {
-	investigate.ChainLog
-	Close() error
-}
-
-// openChainLog opens the event log for on-demand chains. The event log cannot read spans
-// back yet (it is being restructured), so for now chains come from the causal graph only.
-func openChainLog(ctx context.Context, sf wire.Source) (chainLogCloser, error) { return nil, nil }

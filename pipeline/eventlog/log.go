@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"iter"
@@ -46,6 +47,16 @@ type Options struct {
 	RetentionDays int
 	// Database holds the tables; default "kprobe".
 	Database string
+	// Server is how OpenServer reaches a ClickHouse server beyond its address: TLS and
+	// credentials (they override those of a clickhouse:// DSN).
+	Server ServerAuth
+}
+
+// ServerAuth is a ClickHouse server's TLS and credentials.
+type ServerAuth struct {
+	TLS      *tls.Config // nil: plaintext
+	User     string
+	Password string
 }
 
 // DefaultDatabase is the database used when Options.Database is empty.
@@ -120,17 +131,6 @@ type SpanGroupQuery struct {
 	// FailedOnly keeps the groups with a span whose status is an error.
 	FailedOnly bool
 	Limit      int // 0: every group
-}
-
-// SpanQuery selects spans. Zero fields match anything.
-type SpanQuery struct {
-	TraceID string
-	// AttrKey with AttrValue matches spans whose Attrs[AttrKey] == AttrValue; AttrKey
-	// alone, spans that carry the key.
-	AttrKey, AttrValue string
-	// From and To bound the spans' start (From inclusive, To exclusive; 0 is open).
-	From, To int64
-	Limit    int // the earliest; 0: every span
 }
 
 func (l *Log) exec(ctx context.Context, sql string) error { return l.be.exec(ctx, sql) }
@@ -253,15 +253,6 @@ func (l *Log) EventTotals(ctx context.Context, q Query) ([]TypeTotal, error) {
 	out, err := queryRows(ctx, l, typeTotals, l.b.totals(q))
 	if err != nil {
 		return nil, fmt.Errorf("adding up events: %w", err)
-	}
-	return out, nil
-}
-
-// Spans returns the spans matching q, by start time (then trace and span ID).
-func (l *Log) Spans(ctx context.Context, q SpanQuery) ([]span.Span, error) {
-	out, err := queryRows(ctx, l, spans, l.b.spans(q))
-	if err != nil {
-		return nil, fmt.Errorf("querying spans: %w", err)
 	}
 	return out, nil
 }

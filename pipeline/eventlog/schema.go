@@ -246,35 +246,6 @@ func syscallQuery(node string, pid uint32, from, to int64) Query {
 	return Query{Node: node, PID: pid, From: from, To: to, Types: []event.Type{event.TypeRead, event.TypeWrite}}
 }
 
-// spans selects the spans matching q.
-func (b builder) spans(q SpanQuery) stmt {
-	var conds []string
-	var params []param
-	if q.TraceID != "" {
-		conds = append(conds, "trace_id = {trace_id:String}")
-		params = append(params, param{"trace_id", q.TraceID})
-	}
-	if q.AttrKey != "" {
-		cond, ps := attrCond(q.AttrKey, q.AttrValue)
-		conds, params = append(conds, cond), append(params, ps...)
-	}
-	if q.From != 0 {
-		conds = append(conds, "start_ns >= "+strconv.FormatInt(q.From, 10))
-	}
-	if q.To != 0 {
-		conds = append(conds, "start_ns < "+strconv.FormatInt(q.To, 10))
-	}
-	sql := "SELECT " + spans.selectList() + " FROM " + b.spansTable() + " FINAL"
-	if len(conds) > 0 {
-		sql += " WHERE " + strings.Join(conds, " AND ")
-	}
-	sql += " ORDER BY start_ns, trace_id, span_id"
-	if q.Limit > 0 {
-		sql += " LIMIT " + strconv.Itoa(q.Limit)
-	}
-	return stmt{sql: sql, params: params}
-}
-
 // spanGroups groups the spans that carry q.Key by its value: a group lasts from its
 // first span's start to its last span's end.
 func (b builder) spanGroups(q SpanGroupQuery) stmt {

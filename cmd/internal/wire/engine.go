@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/kprobe/kprobe/api/live"
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
@@ -29,12 +32,16 @@ const (
 // stores are, how late data may arrive, the OTLP receiver and the causal engine.
 type EngineFlags struct {
 	Data          string
-	ClickHouse    string // Cluster only
+	ClickHouse    string       // Cluster only
+	CH            chflag.Flags // --clickhouse's TLS and credentials
 	RetentionDays int
 	Lateness      time.Duration
 	OTLP          OTLPFlags
 	Causal        CausalFlags
-	shape         Shape
+	// API is where the use cases over these stores are served besides the socket inside
+	// --data (which is always served: readers of --data come through it).
+	API   apiflag.Server
+	shape Shape
 }
 
 // Register adds the flags of shape to fs.
@@ -45,9 +52,11 @@ func (f *EngineFlags) Register(fs *flag.FlagSet, shape Shape) {
 	} else {
 		fs.StringVar(&f.ClickHouse, "clickhouse", Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
 		fs.StringVar(&f.Data, "data", Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
+		f.CH.Register(fs)
 	}
 	f.OTLP.Register(fs)
 	f.Causal.Register(fs)
+	f.API.Register(fs, "")
 	fs.DurationVar(&f.Lateness, "lateness", EnvDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&f.RetentionDays, "retention-days", 0, "drop events older than this many days (0: keep)")
 }
@@ -82,16 +91,18 @@ type EngineOptions struct {
 	Node string
 }
 
-// Engine is an engine put together with its stores and span receiver: the event log,
-// the causal engine drawing into the graph store (beside the event-log write), and the
-// OTLP receiver feeding spans in. Run it with Engine.Run; stop the parts in the order the
-// command reports them, then Close.
+// Engine is an engine put together with its stores, its span receiver and its API: the
+// event log, the causal engine drawing into the graph store (beside the event-log write),
+// the OTLP receiver feeding spans in, and the use cases over those stores served on the
+// socket inside --data and on --api, with what the engine writes as their live feed. Run
+// it with Engine.Run; stop the parts in the order the command reports them, then Close.
 type Engine struct {
 	*engine.Engine
 	Log *eventlog.Log
 
 	causal   *causalRun
 	stopOTLP func(io.Writer)
+	api      *apiServing
 }
 
 // StartEngine opens the stores, builds the engine and starts the OTLP receiver (which
@@ -112,8 +123,11 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	}()
 	lo := eventlog.Options{Logger: log, RetentionDays: f.RetentionDays}
 	if f.ClickHouse != "" {
+		if lo.Server, err = f.CH.Auth(); err != nil {
+			return nil, err
+		}
 		e.Log, err = eventlog.OpenServer(ctx, f.ClickHouse, lo)
-	} else {
+	} else if err = waitForReaders(ctx, log, f.Data, time.Minute); err == nil {
 		e.Log, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(f.Data), lo)
 	}
 	if err != nil {
@@ -126,7 +140,9 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	if e.causal, err = startCausal(ctx, log, f.Causal, mapping, f.Data, f.Lateness); err != nil {
 		return nil, err
 	}
-	e.Engine, err = engine.New(engine.Options{Logger: log, Source: o.Source, Store: e.causal.wrap(e.Log), Out: o.Out,
+	// Everything the engine writes is also offered to live API subscribers.
+	hub := live.NewHub()
+	e.Engine, err = engine.New(engine.Options{Logger: log, Source: o.Source, Store: live.Tap{W: e.causal.wrap(e.Log), Hub: hub}, Out: o.Out,
 		SpansTopic: o.SpansTopic, TopicPrefix: o.TopicPrefix,
 		Correlate: correlate.Options{Lateness: f.Lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
@@ -140,8 +156,18 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	if e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
 		return nil, err
 	}
+	svc, err := servedService(log, e.Log, e.causal.graph(), mapping)
+	if err != nil {
+		return nil, err
+	}
+	if e.api, err = startAPI(ctx, log, f.API, f.Data, svc, hub, mapping); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
+
+// APISummary prints where the API was served, for the command's exit summary.
+func (e *Engine) APISummary(w io.Writer) { e.api.summary(w) }
 
 // StopOTLP stops the span receiver and prints its summary line to w (when not nil).
 func (e *Engine) StopOTLP(w io.Writer) {
@@ -157,6 +183,8 @@ func (e *Engine) StopCausal(w io.Writer) error { return e.causal.stop(w) }
 
 // Close stops what is still running, silently, and closes the event log.
 func (e *Engine) Close() error {
+	e.api.stop()
+	e.api = nil
 	e.StopOTLP(nil)
 	err := e.StopCausal(nil)
 	if e.Log != nil {

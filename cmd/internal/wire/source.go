@@ -2,37 +2,53 @@ package wire
 
 import (
 	"context"
+
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/cmd/internal/datadir"
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
+	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
-// Source is where a command reads from: the embedded stores under --data, a ClickHouse
-// server (--clickhouse), or a kprobe API (--api and its TLS and token flags).
+// Source is where a command reads from: the embedded stores under --data, a cluster's
+// stores (--clickhouse for the event log, --neo4j for the causal graph), or a kprobe API
+// (--api and its TLS and token flags).
 type Source struct {
 	Data       string
 	ClickHouse string
+	CH         chflag.Flags // --clickhouse's TLS and credentials
+	Neo4j      string       // the causal graph beside --clickhouse
+	Business   string       // the business mapping file, as given to the engine
 	API        apiflag.Client
+
+	Logger *slog.Logger
 }
 
-// Register adds --data, --clickhouse and the --api flags to fs.
+// Register adds the flags of every way in: the stores' and the API's.
 func (s *Source) Register(fs *flag.FlagSet) {
 	s.RegisterStores(fs)
 	s.API.Register(fs)
 }
 
-// RegisterStores adds --data and --clickhouse only, for a command that reads the stores
-// themselves.
+// RegisterStores adds the stores' flags only: --data, --clickhouse (with its TLS and
+// credentials), --neo4j and --business.
 func (s *Source) RegisterStores(fs *flag.FlagSet) {
 	fs.StringVar(&s.Data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
-	fs.StringVar(&s.ClickHouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port (instead of --data)")
+	fs.StringVar(&s.ClickHouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port or clickhouse:// DSN (instead of --data)")
+	s.CH.Register(fs)
+	fs.StringVar(&s.Neo4j, "neo4j", os.Getenv(neo4j.EnvURI), "the causal graph in Neo4j, with --clickhouse (bolt://, bolt+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE)")
+	fs.StringVar(&s.Business, "business", os.Getenv("KPROBE_BUSINESS"), "business mapping file, as given to kprobe-agent (default: the built-in mapping)")
 }
 
 // Flags is how the source was given, for the commands a report prints to reproduce a view.
@@ -46,7 +62,7 @@ func (s *Source) Flags() string {
 	return "--data " + s.Data
 }
 
-// given names the flags that were given.
+// given names the ways in that were given.
 func (s *Source) given() []string {
 	var out []string
 	for _, f := range []struct {
@@ -60,9 +76,12 @@ func (s *Source) given() []string {
 	return out
 }
 
-// Open returns the use cases over the source. Under --data, while 'kprobe-agent
-// standalone' holds the directory (one process may open the embedded engine at a time),
-// it reads through the API socket standalone serves inside it (package datadir).
+// Mapping is the business mapping of --business (the built-in one without it).
+func (s *Source) Mapping() (causal.Mapping, error) { return causal.LoadMapping(s.Business) }
+
+// Open returns the use cases over the source. A --data directory is read through its
+// recorder's API socket while one holds it, else its stores are opened for each call
+// alone (package datadir), so a reader never locks a recorder out.
 func (s *Source) Open(ctx context.Context) (investigate.Service, error) {
 	switch given := s.given(); {
 	case len(given) == 2:
@@ -72,45 +91,94 @@ func (s *Source) Open(ctx context.Context) (investigate.Service, error) {
 	case s.API.Set():
 		return service(s.API.Dial(ctx))
 	case s.ClickHouse != "":
-		l, err := eventlog.OpenServer(ctx, s.ClickHouse, eventlog.Options{})
-		if err != nil {
-			return nil, err
-		}
-		return local(l)
+		return s.OpenStores(ctx)
 	case s.Data != "":
-		// Through the recorder's API socket while one holds the directory, else the
-		// stores under it, opened per call (datadir decides each time).
-		data := s.Data
-		r, err := datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
-			return OpenData(ctx, data)
-		}})
-		if err != nil {
-			return nil, err
-		}
-		return r, nil
+		return s.openData(ctx)
 	}
 	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default), --clickhouse ADDR or --api HOST:PORT")
 }
 
-// OpenData returns the use cases over the embedded stores under data, in this process.
-func OpenData(ctx context.Context, data string) (investigate.Service, error) {
-	dir := eventlog.EmbeddedDir(data)
-	if !exists(dir) {
+func (s *Source) openData(ctx context.Context) (investigate.Service, error) {
+	data := s.Data
+	if !exists(eventlog.EmbeddedDir(data)) {
 		return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
 	}
-	l, err := eventlog.OpenEmbedded(ctx, dir, eventlog.Options{})
+	r, err := datadir.New(datadir.Options{Logger: s.Logger, Dir: data, Open: s.OpenStores})
 	if err != nil {
 		return nil, err
 	}
-	return local(l)
+	if r.API(ctx) == nil {
+		// No recorder serves the directory: its stores must open here, and a caller with
+		// another way in needs to know now, not at its first question.
+		svc, err := s.OpenStores(ctx)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		svc.Close()
+	}
+	return r, nil
 }
 
-// local is the use cases over an event log they then own.
-func local(l *eventlog.Log) (investigate.Service, error) {
-	svc, err := investigate.NewLocal(investigate.Options{Events: l})
+// OpenStores opens the stores themselves, in this process: the event log (the ClickHouse
+// server, or the embedded one under --data) and the causal graph (Neo4j, or the embedded
+// one under --data when the engine drew one, read-only), with the use cases over them.
+// Without a graph, chains are computed from the event log.
+func (s *Source) OpenStores(ctx context.Context) (investigate.Service, error) {
+	m, err := s.Mapping()
 	if err != nil {
-		l.Close()
 		return nil, err
+	}
+	log := s.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts := investigate.Options{Logger: log, Mapping: m, Kinds: investigate.KindsOf(m)}
+	var closers []io.Closer
+	fail := func(err error) (investigate.Service, error) {
+		for _, c := range closers {
+			c.Close()
+		}
+		return nil, err
+	}
+	var l *eventlog.Log
+	if s.ClickHouse != "" {
+		auth, err := s.CH.Auth()
+		if err != nil {
+			return nil, err
+		}
+		l, err = eventlog.OpenServer(ctx, s.ClickHouse, eventlog.Options{Logger: log, Server: auth})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if !exists(eventlog.EmbeddedDir(s.Data)) {
+			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.Data, s.Data)
+		}
+		if l, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(s.Data), eventlog.Options{Logger: log}); err != nil {
+			return nil, err
+		}
+	}
+	opts.Events, closers = l, append(closers, l)
+	switch {
+	case s.Neo4j != "":
+		no := neo4j.EnvOptions(os.Getenv)
+		no.URI, no.Logger = s.Neo4j, log
+		g, err := neo4j.Open(ctx, no)
+		if err != nil {
+			return fail(err)
+		}
+		opts.Graph, closers = g, append(closers, g)
+	case s.ClickHouse == "" && exists(embedded.Dir(s.Data)):
+		g, err := embedded.Open(ctx, embedded.Dir(s.Data), embedded.Options{ReadOnly: true, Logger: log})
+		if err != nil {
+			return fail(err)
+		}
+		opts.Graph, closers = g, append(closers, g)
+	}
+	svc, err := investigate.NewLocal(opts)
+	if err != nil {
+		return fail(err)
 	}
 	return svc, nil
 }

@@ -36,16 +36,11 @@ func TestSourceErrors(t *testing.T) {
 			}
 		})
 	}
-	// --data that holds no event log says how to record one, at the first question.
+	// --data that holds no event log says how to record one.
 	missing := t.TempDir()
-	svc, err := (&Source{Data: missing}).Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Close()
-	_, err = svc.Subjects(context.Background(), investigate.SubjectQuery{})
-	if want := "no event log under " + missing + ": record one with 'kprobe-agent standalone --data " + missing + "'"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("Subjects on an empty --data: err = %v, want %q", err, want)
+	_, err := (&Source{Data: missing}).Open(context.Background())
+	if want := "no event log under " + missing + ": record one with 'kprobe-agent standalone --data " + missing + "'"; err == nil || err.Error() != want {
+		t.Errorf("Open on an empty --data: err = %v, want %q", err, want)
 	}
 }
 
@@ -116,7 +111,7 @@ func TestEngineEndToEnd(t *testing.T) {
 	var f EngineFlags
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	f.Register(fs, Standalone)
-	if err := fs.Parse([]string{"--data", data, "--otlp-grpc", "", "--otlp-http", "", "--lateness", "10ms"}); err != nil {
+	if err := fs.Parse([]string{"--data", data, "--otlp-grpc", "", "--otlp-http", "", "--lateness", "10ms", "--api", ""}); err != nil {
 		t.Fatal(err)
 	}
 	mem := bus.NewMemory(64)
@@ -134,6 +129,23 @@ func TestEngineEndToEnd(t *testing.T) {
 	}
 	if err := recorder.NewPublish(mem, 16, "").Write(ctx, evs); err != nil {
 		t.Fatal(err)
+	}
+	// While the engine holds the directory, a reader of --data comes through the API
+	// socket the engine serves inside it.
+	for deadline := time.Now().Add(60 * time.Second); eng.Stats().Written < uint64(len(evs)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine wrote %d events of %d", eng.Stats().Written, len(evs))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	live, err := (&Source{Data: data}).Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := live.Events(ctx, investigate.EventQuery{Node: "node-a", PID: 42})
+	live.Close()
+	if err != nil || len(got) != len(evs) {
+		t.Fatalf("reading through the engine's socket: %d events, %v", len(got), err)
 	}
 	mem.Close()
 	if err := <-done; err != nil {
@@ -158,7 +170,7 @@ func TestEngineEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	got, err := svc.Events(ctx, investigate.EventQuery{Node: "node-a", PID: 42})
+	got, err = svc.Events(ctx, investigate.EventQuery{Node: "node-a", PID: 42})
 	if err != nil {
 		t.Fatal(err)
 	}
