@@ -22,6 +22,18 @@ var (
 	buildErr  error
 )
 
+// raceBuild is set (race_test.go) when the tests run under the race detector: the binaries
+// they start are then built with it too, so a race in the commands fails their tests.
+var raceBuild bool
+
+// goBuild is the go command line that builds the binaries the tests run.
+func goBuild() []string {
+	if raceBuild {
+		return []string{"build", "-race"}
+	}
+	return []string{"build"}
+}
+
 // agent builds kprobe-agent once per test binary.
 func agent(t *testing.T) string {
 	t.Helper()
@@ -32,7 +44,7 @@ func agent(t *testing.T) string {
 			return
 		}
 		agentBin = filepath.Join(dir, "kprobe-agent")
-		out, err := exec.Command("go", "build", "-o", agentBin, ".").CombinedOutput()
+		out, err := exec.Command("go", append(goBuild(), "-o", agentBin, ".")...).CombinedOutput()
 		if err != nil {
 			buildErr = err
 			agentBin = string(out)
@@ -202,7 +214,9 @@ func TestRecordPIDDuration(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("record: %v\n%s", err, b)
 	}
-	if took := time.Since(begin); took < 1500*time.Millisecond || took > 15*time.Second {
+	// --duration counts from the attach, and loading the probes takes seconds on a busy
+	// machine (more with the race detector): the upper bound only proves it stops by itself.
+	if took := time.Since(begin); took < 1500*time.Millisecond || took > 60*time.Second {
 		t.Errorf("--duration 1500ms ran %v", took)
 	}
 	evs := readJSONL(t, out)

@@ -65,7 +65,7 @@ func e2eTools(t *testing.T) (tui, demo string) {
 			return
 		}
 		e2eToolsDir = dir
-		out, err := exec.Command("go", "build", "-o", dir+"/", "../kprobe-tui", "../kprobe-demo").CombinedOutput()
+		out, err := exec.Command("go", append(goBuild(), "-o", dir+"/", "../kprobe-tui", "../kprobe-demo")...).CombinedOutput()
 		if err != nil {
 			e2eToolsErr = fmt.Errorf("%v\n%s", err, out)
 		}
@@ -720,7 +720,7 @@ type e2ePrivateKafka struct {
 
 func (k *e2ePrivateKafka) script(t *testing.T, cmd string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 	defer cancel()
 	c := exec.CommandContext(ctx, "../../scripts/kafka/kafka.sh", cmd)
 	c.Env = k.env
@@ -737,7 +737,9 @@ func e2eStartPrivateKafka(t *testing.T) *e2ePrivateKafka {
 		brokers: "127.0.0.1:" + strconv.Itoa(port),
 		env: append(os.Environ(), "KPROBE_KAFKA_PORT="+strconv.Itoa(port),
 			"KPROBE_KAFKA_CONTROLLER_PORT="+strconv.Itoa(port+1), "KPROBE_STATE="+t.TempDir(),
-			"KPROBE_KAFKA_HEAP=256m"),
+			// A broker that restarts on a machine busy with the rest of the suite has been
+			// seen to need more than the script's default 90 s.
+			"KPROBE_KAFKA_HEAP=256m", "KPROBE_KAFKA_TIMEOUT=240"),
 	}
 	t.Cleanup(func() {
 		c := exec.Command("../../scripts/kafka/kafka.sh", "stop")

@@ -68,8 +68,9 @@ func (tm *terminal) waitFor(texts ...string) string {
 }
 
 // TestWorkstationInATerminal drives the workstation binary in tmux the way an SRE does:
-// type a settlement ID, drill from its chain to the kernel events, filter them, export the
-// report, quit; then checks the terminal was given back and the report is on disk.
+// type a settlement ID, drill from its chain to the kernel events, filter them, start a
+// replay with a tweak, export the report, quit; then checks the terminal was given back
+// and the report (with the replay experiment) is on disk.
 // The data comes through the API (an in-process server over an incident held in memory).
 func TestWorkstationInATerminal(t *testing.T) {
 	if testing.Short() {
@@ -80,7 +81,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 
 	dir := t.TempDir()
 	exitFile := filepath.Join(dir, "exit-status")
-	cmd := fmt.Sprintf("%s --api %s --export-dir %s --refresh 0; echo $? > %s",
+	cmd := fmt.Sprintf("%s --api %s --export-dir %s --refresh 0 --replay-program /bin/true; echo $? > %s",
 		filepath.Join(bin, "kprobe-tui"), addr, dir, exitFile)
 	tm := newTerminal(t, 100, 30, dir, cmd)
 
@@ -97,8 +98,22 @@ func TestWorkstationInATerminal(t *testing.T) {
 	tm.waitFor("event id")
 	tm.keys("Escape")
 	tm.waitFor("chain · settlement 4821")
+	// A replay with a tweak, on the real engine. The incident held in memory has no
+	// flight-recorder syscalls, so the engine refuses it: the run says why in one line.
 	tm.keys("r")
-	tm.waitFor("Replay is not available in this session")
+	tm.waitFor("┃ Program", "/bin/true")
+	tm.keys("Enter")
+	tm.waitFor("┃ Delay a syscall")
+	tm.keys("write 200ms", "Enter")
+	tm.waitFor("┃ Inject an error")
+	tm.keys("Enter")
+	tm.waitFor("┃ Change a timeout")
+	tm.keys("Enter")
+	tm.waitFor("┃ Timing")
+	tm.keys("Enter")
+	tm.waitFor("run 1 of 1", "syscall=write,delay=200ms", "did not finish: replay: no flight-recorder events for pid 4242")
+	tm.keys("c")
+	tm.waitFor("production", "run 1", "failed")
 	tm.keys("Escape")
 	tm.waitFor("chain · settlement 4821")
 	tm.keys("e")
@@ -129,6 +144,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
+		"`syscall=write,delay=200ms`", "Run 1 did not finish: replay: no flight-recorder events for pid 4242",
 		"kprobe-tui --api " + addr + " --settlement 4821"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("the exported report lacks %q", want)

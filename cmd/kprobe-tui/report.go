@@ -60,6 +60,5 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// replayer is the replay engine behind the workstation's replay screen; nil until the
-// engine is built in (the screen then says replay is unavailable).
-func replayer(investigate.Service) common.Replayer { return nil }
+// replayer is the replay engine behind the workstation's replay screen (replayer.go).
+func replayer(svc investigate.Service) common.Replayer { return newReplayer(svc) }

@@ -22,6 +22,18 @@ var (
 	binErr  error
 )
 
+// raceBuild is set (race_test.go) when the tests run under the race detector: the binaries
+// they start are then built with it too, so a race in the commands fails their tests.
+var raceBuild bool
+
+// goBuild is the go command line that builds the binaries the tests run.
+func goBuild() []string {
+	if raceBuild {
+		return []string{"build", "-race"}
+	}
+	return []string{"build"}
+}
+
 // bins builds kprobe-agent, kprobe-demo and this command once per test binary.
 func bins(t *testing.T) string {
 	t.Helper()
@@ -30,7 +42,7 @@ func bins(t *testing.T) string {
 		if binErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "../kprobe-agent", "../kprobe-demo", ".").CombinedOutput()
+		out, err := exec.Command("go", append(goBuild(), "-o", binDir+"/", "../kprobe-agent", "../kprobe-demo", ".")...).CombinedOutput()
 		if err != nil {
 			binErr = err
 			binDir = string(out)

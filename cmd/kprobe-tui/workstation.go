@@ -50,9 +50,22 @@ func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 		// Through the recorder's API socket while one holds the directory, else the
 		// stores under it, opened per call (datadir decides each time).
 		data := s.data
-		return datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
+		r, err := datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
 			return openLocal(ctx, data)
 		}})
+		if err != nil {
+			return nil, err
+		}
+		if r.API(ctx) == nil {
+			// No recorder serves the directory: the stores must open here, and a caller
+			// with another way in (replay reads the event log itself) needs to know now.
+			svc, err := openLocal(ctx, data)
+			if err != nil {
+				return nil, err
+			}
+			svc.Close()
+		}
+		return r, nil
 	}
 	return nil, fmt.Errorf("no data given: use --data DIR (the embedded default) or --api HOST:PORT")
 }
@@ -60,7 +73,7 @@ func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 // openLocal is the use-case layer over the stores under --data.
 func openLocal(ctx context.Context, data string) (investigate.Service, error) {
 	sf := storeFlags{data: data}
-	return sf.open(ctx)
+	return sf.openDirect(ctx)
 }
 
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).

@@ -13,42 +13,48 @@ import (
 
 // jsonEvent is one line of `kprobe-agent record --output FILE` (see event.AppendJSON).
 type jsonEvent struct {
-	TsNs        int64  `json:"ts_ns"`
-	ID          string `json:"id"`
-	Node        string `json:"node"`
-	PID         uint32 `json:"pid"`
-	TID         uint32 `json:"tid"`
-	CPU         uint32 `json:"cpu"`
-	Comm        string `json:"comm"`
-	CgroupID    uint64 `json:"cgroup_id"`
-	Type        string `json:"type"`
-	DurNs       uint64 `json:"dur_ns"`
-	Syscall     string `json:"syscall"`
-	FD          int32  `json:"fd"`
-	Bytes       int64  `json:"bytes"`
-	Errno       int32  `json:"errno"`
-	Dev         uint64 `json:"dev"`
-	Ino         uint64 `json:"ino"`
-	SAddr       string `json:"saddr"`
-	SPort       uint16 `json:"sport"`
-	DAddr       string `json:"daddr"`
-	DPort       uint16 `json:"dport"`
-	Preempted   bool   `json:"preempted"`
-	RunqDelayNs uint64 `json:"runq_delay_ns"`
-	NextPID     uint32 `json:"next_pid"`
-	NextTID     uint32 `json:"next_tid"`
-	NextComm    string `json:"next_comm"`
-	WakerPID    uint32 `json:"waker_pid"`
-	WakerTID    uint32 `json:"waker_tid"`
-	Addr        uint64 `json:"addr"`
-	IP          uint64 `json:"ip"`
-	ErrorCode   uint64 `json:"error_code"`
-	Kernel      bool   `json:"kernel"`
-	Payload     []byte `json:"payload"`
+	TsNs        int64   `json:"ts_ns"`
+	ID          string  `json:"id"`
+	Node        string  `json:"node"`
+	PID         uint32  `json:"pid"`
+	TID         uint32  `json:"tid"`
+	CPU         uint32  `json:"cpu"`
+	Comm        string  `json:"comm"`
+	CgroupID    uint64  `json:"cgroup_id"`
+	Type        string  `json:"type"`
+	DurNs       uint64  `json:"dur_ns"`
+	Syscall     string  `json:"syscall"`
+	FD          int32   `json:"fd"`
+	Bytes       int64   `json:"bytes"`
+	Errno       int32   `json:"errno"`
+	Dev         uint64  `json:"dev"`
+	Ino         uint64  `json:"ino"`
+	SAddr       string  `json:"saddr"`
+	SPort       uint16  `json:"sport"`
+	DAddr       string  `json:"daddr"`
+	DPort       uint16  `json:"dport"`
+	Preempted   bool    `json:"preempted"`
+	RunqDelayNs uint64  `json:"runq_delay_ns"`
+	NextPID     uint32  `json:"next_pid"`
+	NextTID     uint32  `json:"next_tid"`
+	NextComm    string  `json:"next_comm"`
+	WakerPID    uint32  `json:"waker_pid"`
+	WakerTID    uint32  `json:"waker_tid"`
+	Addr        uint64  `json:"addr"`
+	IP          uint64  `json:"ip"`
+	ErrorCode   uint64  `json:"error_code"`
+	Kernel      bool    `json:"kernel"`
+	Payload     []byte  `json:"payload"`
+	Args        []int64 `json:"args"`
+	Path        string  `json:"path"`
+	Truncated   uint64  `json:"truncated"`
 }
 
 // ReadJSONL decodes the recorder's jsonl output into raw events (enrichment fields, if
 // any, are not read: an import joins spans itself). A bad line is an error naming it.
+// The jsonl has no kernel clock, so KtimeNs is set to the wall-clock time, which differs
+// from it by the one boot offset and so keeps the order replay sorts flight-recorder
+// calls by.
 func ReadJSONL(r io.Reader) ([]event.Event, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -87,7 +93,8 @@ func (j *jsonEvent) event() (event.Event, error) {
 		Errno: j.Errno, Dev: j.Dev, Ino: j.Ino, SPort: j.SPort, DPort: j.DPort, Preempted: j.Preempted,
 		RunqDelayNs: j.RunqDelayNs, NextPID: j.NextPID, NextTID: j.NextTID, NextComm: j.NextComm,
 		WakerPID: j.WakerPID, WakerTID: j.WakerTID, Addr: j.Addr, IP: j.IP, ErrorCode: j.ErrorCode,
-		KernelFault: j.Kernel, Payload: j.Payload}
+		KernelFault: j.Kernel, Payload: j.Payload, Args: j.Args, Path: j.Path, Truncated: j.Truncated,
+		KtimeNs: uint64(max(j.TsNs, 0))}
 	for _, a := range []struct {
 		s   string
 		dst *netip.Addr

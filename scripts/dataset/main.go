@@ -64,7 +64,9 @@ func run(ctx context.Context) error {
 	demo := []string{filepath.Join(*bin, "kprobe-demo"), "--otlp", grpcAddr, "--ledger", filepath.Join(tmp, "ledger.log"),
 		"--settlements", fmt.Sprint(*settlements), "--first-settlement", "4815",
 		"--incident", "slow-storage", "--incident-settlement", "4821"}
-	args := append([]string{"record", "--node", node, "--output", events, "--"}, demo...)
+	// The flight recorder keeps every syscall of the demo with what it read, so the
+	// incident can be replayed as well as investigated.
+	args := append([]string{"record", "--flight-recorder", "--node", node, "--output", events, "--"}, demo...)
 	cmd := exec.CommandContext(ctx, filepath.Join(*bin, "kprobe-agent"), args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
