@@ -31,6 +31,12 @@ type call struct {
 	st *sandbox.Stop
 
 	ans answer // the served paths answer here: no allocation per call
+
+	// A held call (answered later by a timer) is in engine.holding until answered.
+	held    bool
+	heldAns *answer
+	timer   *time.Timer
+	done    chan struct{} // closed once the timer's answer is carried
 }
 
 // answer resets the call's own answer for the served paths.
@@ -74,8 +80,13 @@ func newCall(tid, nr int, args [6]uint64) *call {
 	return k
 }
 
-// release hands k back for reuse once nothing refers to it.
-func (k *call) release() { calls.Put(k) }
+// release hands k back for reuse once nothing refers to it. A held call is not reused:
+// withdrawHeld may still wait on it.
+func (k *call) release() {
+	if !k.held {
+		calls.Put(k)
+	}
+}
 
 // action is how a call is answered.
 type action uint8
@@ -115,6 +126,7 @@ type answer struct {
 	// with undo (a field, not a closure: this is the served read's and write's path).
 	pos          *streamPos
 	posI, posOff int
+	posHeld      time.Time // its heldSince: a restarted call waits only what is left
 	// after runs, under e.mu, once the program has the answer (the result: a new fd).
 	after func(result int64)
 	rec   Record
@@ -137,7 +149,7 @@ func (a *answer) giveBack() {
 		a.undo[i]()
 	}
 	if a.pos != nil {
-		a.pos.i, a.pos.off = a.posI, a.posOff
+		a.pos.i, a.pos.off, a.pos.heldSince = a.posI, a.posOff, a.posHeld
 	}
 }
 

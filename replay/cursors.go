@@ -12,11 +12,13 @@ import (
 // undo, so that a call withdrawn by a signal (and restarted by the kernel) is served the
 // same record again: a record is never consumed twice.
 type cursors struct {
-	in      map[*recording.Resource]*streamPos
-	out     map[*recording.Resource]*streamPos
-	opens   map[string]int
-	used    map[*recording.Call]bool // connects, accepts, polls, randoms
-	randPos int
+	in    map[*recording.Resource]*streamPos
+	out   map[*recording.Resource]*streamPos
+	opens map[string]int
+	used  map[*recording.Call]bool // connects, accepts, polls, randoms
+	// held is when the program first waited for a recorded readiness that a shorter
+	// timeout made it miss: the next wait gets what is left.
+	held map[*recording.Call]time.Time
 }
 
 // streamPos is a position in a resource's input or output: a call, and how many of its
@@ -34,6 +36,7 @@ func (c *cursors) init(rec *recording.Recording) {
 	c.out = map[*recording.Resource]*streamPos{}
 	c.opens = map[string]int{}
 	c.used = map[*recording.Call]bool{}
+	c.held = map[*recording.Call]time.Time{}
 	for _, r := range rec.Resources {
 		c.in[r] = &streamPos{}
 		c.out[r] = &streamPos{}

@@ -250,6 +250,8 @@ type engine struct {
 	div   *Divergence
 	phs   []*os.File
 	stash map[int]*stash // tid → what a timeout edit must restore at syscall exit
+	// holding is each thread's held call: answered later by a timer.
+	holding map[int]*call
 
 	seq     atomic.Int64
 	native  atomic.Bool // --on-divergence native, after the divergence
@@ -263,7 +265,7 @@ type engine struct {
 func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace *traceQueue) *engine {
 	e := &engine{
 		opts: opts, log: opts.Logger.With("component", "replay"), rec: rec, tw: tw, trace: trace,
-		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{},
+		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{}, holding: map[int]*call{},
 	}
 	e.cur.init(rec)
 	// The program starts with the recorded process's stdin: its reads are served when

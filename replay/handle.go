@@ -47,6 +47,7 @@ func (e *engine) handle(k *call) {
 		k.release()
 		return
 	}
+	e.withdrawHeld(k.tid)
 	a := e.decide(k)
 	if a.act == doKill {
 		e.kill()
@@ -55,14 +56,45 @@ func (e *engine) handle(k *call) {
 	}
 	if a.delay > 0 && k.l != nil {
 		// Others' calls are served meanwhile: the wait is a timer, not this goroutine.
+		k.held, k.heldAns, k.done = true, a, make(chan struct{})
+		e.mu.Lock()
+		e.holding[k.tid] = k
 		e.timers.Add(1)
-		time.AfterFunc(a.delay, func() { defer e.timers.Done(); e.finish(k, a) })
+		k.timer = time.AfterFunc(a.delay, func() {
+			defer e.timers.Done()
+			defer close(k.done)
+			e.finish(k, a)
+		})
+		e.mu.Unlock()
 		return
 	}
 	if a.delay > 0 {
 		k.st.Delay += a.delay
 	}
 	e.finish(k, a)
+}
+
+// withdrawHeld: a thread has one syscall at a time, so a new call from a thread whose
+// earlier call is still held (a timer answers it later) means the earlier one was
+// withdrawn (a signal: the kernel restarts it as this new call). What the held answer
+// consumed is given back first, so that the restarted call is served the same record,
+// and never the one after it.
+func (e *engine) withdrawHeld(tid int) {
+	e.mu.Lock()
+	p := e.holding[tid]
+	delete(e.holding, tid)
+	if p == nil {
+		e.mu.Unlock()
+		return
+	}
+	if p.timer.Stop() {
+		p.heldAns.giveBack()
+		e.mu.Unlock()
+		e.timers.Done()
+		return
+	}
+	e.mu.Unlock()
+	<-p.done // being answered now: the answer finds the call gone and gives back itself
 }
 
 func (e *engine) finish(k *call, a *answer) {
@@ -76,6 +108,7 @@ func (e *engine) finish(k *call, a *answer) {
 	if a.after == nil {
 		e.mu.Lock()
 	}
+	e.unhold(k)
 	if errors.Is(err, errGone) {
 		e.log.Debug("call withdrawn before its answer: given back", "syscall", k.name, "tid", k.tid, "seq", k.seq)
 		a.giveBack()
@@ -113,6 +146,13 @@ func (e *engine) finish(k *call, a *answer) {
 	}
 	e.emit(rec)
 	k.release()
+}
+
+// unhold forgets a held call that is being answered. e.mu must be held.
+func (e *engine) unhold(k *call) {
+	if k.held && e.holding[k.tid] == k {
+		delete(e.holding, k.tid)
+	}
 }
 
 // decide is the policy: injected results first (strace's error= and retval= skip the

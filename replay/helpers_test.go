@@ -3,6 +3,7 @@ package replay
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,11 +62,14 @@ type result struct {
 
 func replayIt(t *testing.T, evs []event.Event, tweaks []string, policy Policy, path string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	run, err := Start(ctx, Options{Log: Events(evs), Query: Query{PID: testPID}, Tweaks: tweaks, OnDivergence: policy},
-		Program{Path: path, Args: args, Stdout: &out, Stderr: &errb})
+	opts := Options{Log: Events(evs), Query: Query{PID: testPID}, Tweaks: tweaks, OnDivergence: policy}
+	if os.Getenv("REPLAY_DEBUG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	run, err := Start(ctx, opts, Program{Path: path, Args: args, Stdout: &out, Stderr: &errb})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,49 +63,15 @@ func (e *engine) servePoll(k *call, tweaks []*tweak.Tweak) *answer {
 	e.cur.used[rc] = true
 	a := &answer{act: doReturn, rec: Record{Kind: Served, LogIndex: rc.Index, Resource: resourceNames(served), RecordedNs: int64(rc.Ev.DurNs)}}
 	a.consume(func() { delete(e.cur.used, rc) })
-	ready, wait := rc, time.Duration(rc.Ev.DurNs)
-
+	ready := rc
+	a.delay = e.wait(time.Duration(rc.Ev.DurNs), k.at, k.at)
 	if t := timeoutTweak(tweaks); t != nil {
-		asked := pollTimeout(k)
-		limit := t.Timeout.Apply(asked)
-		a.rec.Kind, a.rec.Tweak = Tweaked, t.Spec
-		switch {
-		case rc.Ev.Bytes > 0 && limit >= 0 && e.tw.Timing.Scale(wait) > limit:
-			// Production's readiness came after the new timeout: this call times out
-			// and the readiness stays for the next one.
-			delete(e.cur.used, rc)
-			a.undo = nil
-			a.val, a.delay = 0, limit
-			a.writes = prog.cleared()
-			a.rec.Detail = fmt.Sprintf("timeout %s → %s: timed out before the recorded readiness (%s)", fmtTimeout(asked), fmtTimeout(limit), wait)
+		ready = e.pollTimeout(k, a, t, rc, same)
+		if ready == nil {
+			a.writes, a.val = prog.cleared(), 0
 			return a
-		case rc.Ev.Bytes == 0 && rc.Ev.Errno == 0 && (limit < 0 || e.tw.Timing.Scale(wait) < limit):
-			// Production timed out; with the longer timeout, the next readiness of the
-			// same fds may come in time.
-			for _, c := range e.rec.Polls {
-				if e.cur.used[c] || !same(c) || c.Ev.Bytes <= 0 {
-					continue
-				}
-				arrival := time.Duration(int64(c.Ev.KtimeNs+c.Ev.DurNs) - int64(rc.Ev.KtimeNs))
-				if limit < 0 || e.tw.Timing.Scale(arrival) <= limit {
-					e.cur.used[c] = true
-					a.consume(func() { delete(e.cur.used, c) })
-					ready, wait = c, arrival
-					a.rec.LogIndex = c.Index
-					a.rec.Detail = fmt.Sprintf("timeout %s → %s: ready after %s (production timed out first)", fmtTimeout(asked), fmtTimeout(limit), arrival)
-				}
-				break
-			}
-			if ready == rc && limit >= 0 {
-				wait = time.Duration(float64(limit) / max(timingFactor(e.tw.Timing), 1e-9))
-				a.rec.Detail = fmt.Sprintf("timeout %s → %s", fmtTimeout(asked), fmtTimeout(limit))
-			}
-		case rc.Ev.Bytes == 0 && rc.Ev.Errno == 0 && limit >= 0:
-			wait = time.Duration(float64(limit) / max(timingFactor(e.tw.Timing), 1e-9))
-			a.rec.Detail = fmt.Sprintf("timeout %s → %s: timed out sooner", fmtTimeout(asked), fmtTimeout(limit))
 		}
 	}
-	a.delay = e.wait(wait, k.at, k.at)
 	if ready.Ev.Errno != 0 {
 		a.act, a.errno = doFail, unix.Errno(ready.Ev.Errno)
 		return a
@@ -113,6 +79,81 @@ func (e *engine) servePoll(k *call, tweaks []*tweak.Tweak) *answer {
 	writes, n := prog.answer(ready, e.fds)
 	a.writes, a.val = writes, int64(n)
 	return a
+}
+
+// pollTimeout plays the recorded readiness against a tweaked timeout. Production's
+// readiness arrives a recorded wait after the program first asked (kept across the
+// calls that time out before it); the call is ready if that is within the new timeout,
+// and times out after it otherwise. A recorded timeout followed by readiness of the same
+// fds becomes that readiness when it would have come in time. It sets a's delay and
+// returns the recorded call whose readiness to give, or nil for a timeout.
+func (e *engine) pollTimeout(k *call, a *answer, t *tweak.Tweak, rc *recording.Call, same func(*recording.Call) bool) *recording.Call {
+	asked := pollTimeout(k)
+	limit := t.Timeout.Apply(asked)
+	a.rec.Kind, a.rec.Tweak = Tweaked, t.Spec
+	change := fmt.Sprintf("timeout %s → %s", fmtTimeout(asked), fmtTimeout(limit))
+	timeout := func(why string) *recording.Call {
+		a.delay = max(limit, 0)
+		a.rec.Detail = change + ": " + why
+		return nil
+	}
+	if rc.Ev.Bytes > 0 {
+		held, ok := e.cur.held[rc]
+		if !ok {
+			held = k.at
+		}
+		remaining := e.tw.Timing.Scale(time.Duration(rc.Ev.DurNs)) - k.at.Sub(held)
+		if limit >= 0 && remaining > limit {
+			// Not consumed: the readiness is still coming, for a later call.
+			delete(e.cur.used, rc)
+			a.undo = nil
+			e.cur.held[rc] = held
+			return timeout(fmt.Sprintf("timed out %s before production's readiness", remaining-limit))
+		}
+		a.delay = max(remaining, 0)
+		a.rec.Detail = change
+		return rc
+	}
+	if rc.Ev.Errno != 0 {
+		return rc
+	}
+	// Production timed out after its own timeout: a longer one may see the readiness
+	// that production's next wait on the same fds got.
+	var skipped []*recording.Call
+	for _, c := range e.rec.Polls {
+		if e.cur.used[c] || !same(c) {
+			continue
+		}
+		if c.Ev.Bytes <= 0 {
+			skipped = append(skipped, c)
+			continue
+		}
+		arrival := e.tw.Timing.Scale(time.Duration(int64(c.Ev.KtimeNs+c.Ev.DurNs) - int64(rc.Ev.KtimeNs)))
+		if limit >= 0 && arrival > limit {
+			break
+		}
+		for _, s := range append(skipped, c) {
+			e.cur.used[s] = true
+		}
+		taken := append(skipped, c)
+		a.consume(func() {
+			for _, s := range taken {
+				delete(e.cur.used, s)
+			}
+		})
+		a.delay = arrival
+		a.rec.LogIndex = c.Index
+		a.rec.Detail = fmt.Sprintf("%s: ready after %s, where production timed out first", change, arrival)
+		return c
+	}
+	if limit < 0 {
+		// Waiting for ever on what the recording never shows arriving: give production's
+		// timeout rather than hang.
+		a.delay = e.tw.Timing.Scale(time.Duration(rc.Ev.DurNs))
+		a.rec.Detail = change + ": nothing arrives in the recording; production's timeout kept"
+		return nil
+	}
+	return timeout("no readiness within it in the recording")
 }
 
 // timingFactor is what Timing.Scale multiplies by.

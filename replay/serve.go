@@ -142,6 +142,7 @@ func (e *engine) serveInput(k *call) *answer {
 		if p.heldSince.IsZero() {
 			p.heldSince = k.at
 		}
+		a.posHeld = p.heldSince
 		a.delay = e.wait(wait, p.heldSince, k.at)
 		if t := ent.rcvTimeout; t > 0 && e.tw.Timing.Scale(wait)-k.at.Sub(p.heldSince) > t {
 			// The data came later than the socket's receive timeout: the read times out,

@@ -87,6 +87,16 @@ func startCausal(ctx context.Context, log *slog.Logger, f causalFlags, m causal.
 	return r, nil
 }
 
+// graph is the graph store the engine draws into, to read chains back from (nil when
+// none).
+func (r *causalRun) graph() causal.Reader {
+	if r == nil {
+		return nil
+	}
+	g, _ := r.store.(causal.Reader)
+	return g
+}
+
 // wrap hands what the event log takes on to the causal engine.
 func (r *causalRun) wrap(store causal.Store) engine.Store {
 	if r == nil {

@@ -8,6 +8,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/kprobe/kprobe/api/live"
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -40,6 +43,10 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	var kafkaSec kafkaSecFlags
 	kafkaSec.register(fs)
+	var af apiflag.Server
+	af.Register(fs, "")
+	var chf chflag.Flags
+	chf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -60,9 +67,14 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	var store *eventlog.Log
 	if clickhouse != "" {
-		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
+		var auth eventlog.ServerAuth
+		if auth, err = chf.Auth(); err == nil {
+			store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention, Server: auth})
+		}
 	} else {
-		store, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
+		if err = waitForReaders(ctx, log, data, time.Minute); err == nil {
+			store, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
+		}
 	}
 	if err != nil {
 		return err
@@ -103,7 +115,8 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer causalRun.stop(nil)
-	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: causalRun.wrap(store), Out: prod,
+	hub := live.NewHub()
+	eng, err := engine.New(engine.Options{Logger: log, Source: cons, Store: live.Tap{W: causalRun.wrap(store), Hub: hub}, Out: prod,
 		SpansTopic: spansTopic, TopicPrefix: prefix, Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
 		return err
@@ -117,6 +130,15 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	svc, err := localService(log, store, causalRun.graph(), mapping)
+	if err != nil {
+		return err
+	}
+	api, err := startAPI(ctx, log, af, data, svc, hub, mapping)
+	if err != nil {
+		return err
+	}
+	defer api.stop()
 	log.Info("engine running", "kafka", brokers, "group", group, "topics", topics)
 	runErr := eng.Run(ctx)
 	stopOTLP(stderr)

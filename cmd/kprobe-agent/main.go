@@ -25,6 +25,7 @@ commands:
   record      record kernel events of selected processes (eBPF)
   engine      consume kernel topics and spans from Kafka; correlate; write the event log
   standalone  record + engine in one process on the embedded stores (the embedded default)
+  api         serve the investigation API over the stores (ClickHouse + Neo4j, or --data)
   ssh         serve the workstation over SSH (public keys only)
 
 Run 'kprobe-agent <command> -h' for the flags of a command.
@@ -44,6 +45,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEngine(ctx, args[1:], stdout, stderr)
 	case "standalone":
 		return runStandalone(ctx, args[1:], stdout, stderr)
+	case "api":
+		return runAPI(ctx, args[1:], stdout, stderr)
 	case "ssh":
 		return runSSH(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kprobe/kprobe/api/live"
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
@@ -25,11 +27,13 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var data string
 	var of otlpFlags
 	var cf causalFlags
+	var af apiflag.Server
 	var lateness time.Duration
 	var retention int
 	fs.StringVar(&data, "data", env("DATA", ""), "directory of the embedded stores (required)")
 	of.register(fs)
 	cf.register(fs)
+	af.Register(fs, "")
 	fs.DurationVar(&lateness, "lateness", envDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
 	fs.IntVar(&retention, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.Usage = func() {
@@ -65,6 +69,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		defer cancel()
 	}
 
+	if err := waitForReaders(ctx, log, data, time.Minute); err != nil {
+		return err
+	}
 	store, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})
 	if err != nil {
 		return err
@@ -80,8 +87,10 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer causalRun.stop(nil)
+	// Everything the engine writes is also offered to live API subscribers.
+	hub := live.NewHub()
 	mem := bus.NewMemory(1 << 14)
-	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: causalRun.wrap(store),
+	eng, err := engine.New(engine.Options{Logger: log, Source: mem, Store: live.Tap{W: causalRun.wrap(store), Hub: hub},
 		Correlate: correlate.Options{Lateness: lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
 		return err
@@ -101,6 +110,15 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 			stopOTLP(nil)
 		}
 	}()
+	svc, err := localService(log, store, causalRun.graph(), mapping)
+	if err != nil {
+		return err
+	}
+	api, err := startAPI(ctx, log, af, data, svc, hub, mapping)
+	if err != nil {
+		return err
+	}
+	defer api.stop()
 	engDone := make(chan error, 1)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
@@ -136,6 +154,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	otlpStopped = true
 	stopOTLP(stderr)
 	fmt.Fprintf(stderr, "event log: %s\n", eventlog.EmbeddedDir(data))
+	api.summary(stderr)
 
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr

@@ -161,6 +161,26 @@ func field(line, key string) string {
 	return ""
 }
 
+// obey runs do for each "VERB DURATION" line on stdin, until stdin closes or ctx ends.
+func obey(ctx context.Context, stdin io.Reader, role, verb string, do func(time.Duration) error) error {
+	lines := make(chan string)
+	ctx = waitStdin(ctx, stdin, lines)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case l := <-lines:
+			d, err := time.ParseDuration(strings.TrimPrefix(l, verb+" "))
+			if err != nil {
+				return fmt.Errorf("%s: bad command %q (want %q and a duration)", role, l, verb)
+			}
+			if err := do(d); err != nil {
+				return err
+			}
+		}
+	}
+}
+
 // waitStdin returns a context that ends when stdin reaches EOF (the demo went away) or
 // ctx ends.
 func waitStdin(ctx context.Context, stdin io.Reader, lines chan<- string) context.Context {

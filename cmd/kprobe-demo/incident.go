@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,21 +45,12 @@ func serveHog(ctx context.Context, args []string, stdin io.Reader, stdout io.Wri
 		fmt.Fprintf(os.Stderr, "cpu-hog: cannot raise its priority (%v): running at the demo's\n", err)
 	}
 	fmt.Fprintf(stdout, "ready cpu=%d priority=%s\n", *cpu, prio)
-	lines := make(chan string)
-	ctx = waitStdin(ctx, stdin, lines)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case l := <-lines:
-			d, err := time.ParseDuration(strings.TrimPrefix(l, "spin "))
-			if err != nil {
-				return fmt.Errorf("cpu-hog: bad command %q", l)
-			}
-			burn(d)
-			fmt.Fprintln(stdout, "done")
-		}
-	}
+	// obey runs do on this goroutine, so on the pinned, raised thread.
+	return obey(ctx, stdin, roleHog, "spin", func(d time.Duration) error {
+		burn(d)
+		_, err := fmt.Fprintln(stdout, "done")
+		return err
+	})
 }
 
 // outrank raises the calling thread above the demo that started it: a real-time demo
@@ -117,28 +107,18 @@ func serveLocker(ctx context.Context, args []string, stdin io.Reader, stdout io.
 	}
 	defer f.Close()
 	fmt.Fprintln(stdout, "ready")
-	lines := make(chan string)
-	ctx = waitStdin(ctx, stdin, lines)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case l := <-lines:
-			d, err := time.ParseDuration(strings.TrimPrefix(l, "hold "))
-			if err != nil {
-				return fmt.Errorf("ledger-recon: bad command %q", l)
-			}
-			if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-				return fmt.Errorf("locking the ledger: %w", err)
-			}
-			fmt.Fprintln(stdout, "held")
-			reconcile(d)
-			if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
-				return fmt.Errorf("unlocking the ledger: %w", err)
-			}
-			fmt.Fprintln(stdout, "released")
+	return obey(ctx, stdin, roleLocker, "hold", func(d time.Duration) error {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			return fmt.Errorf("locking the ledger: %w", err)
 		}
-	}
+		fmt.Fprintln(stdout, "held")
+		reconcile(d)
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+			return fmt.Errorf("unlocking the ledger: %w", err)
+		}
+		_, err := fmt.Fprintln(stdout, "released")
+		return err
+	})
 }
 
 // reconcile checksums in a loop for d: a reconciliation run holding the ledger.

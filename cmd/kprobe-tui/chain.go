@@ -9,7 +9,9 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/pipeline/causal"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
 	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate"
@@ -70,17 +72,14 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	chains, closeAll, err := openChains(ctx, sf, neo4jURI, mapping)
+	svc, err := openChains(ctx, sf, neo4jURI, mapping)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
-	ch, err := chains.Chain(ctx, ref)
+	defer svc.Close()
+	ch, err := svc.Chain(ctx, ref)
 	if err != nil {
 		if errors.Is(err, investigate.ErrNotFound) {
-			if chains.Log == nil {
-				return fmt.Errorf("no %s in the causal graph (chains are not yet computed from the event log on demand)", investigate.RefName(ref))
-			}
 			return fmt.Errorf("no such %s", investigate.RefName(ref))
 		}
 		return err
@@ -106,55 +105,65 @@ func flagName(kind string) string {
 	return kind
 }
 
-// openChains opens the causal graph (the embedded one under --data, or Neo4j) and the
-// event log the chains are computed from when the graph lacks them.
-func openChains(ctx context.Context, sf storeFlags, neo4jURI string, m causal.Mapping) (investigate.Chains, func(), error) {
-	c := investigate.Chains{Mapping: m}
-	var closers []func() error
-	closeAll := func() {
-		for _, f := range closers {
-			f()
-		}
-	}
+// openChains returns the use cases over the chosen stores with the causal graph: under
+// --data, through the recorder's API socket while one holds the directory, else the
+// embedded event log and graph; in a cluster, ClickHouse and Neo4j.
+func openChains(ctx context.Context, sf storeFlags, neo4jURI string, m causal.Mapping) (investigate.Service, error) {
 	switch {
-	case neo4jURI != "":
+	case sf.data != "" && sf.clickhouse != "":
+		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
+	case sf.clickhouse != "":
+		if neo4jURI == "" {
+			return nil, fmt.Errorf("--clickhouse needs --neo4j URI for the causal graph (or KPROBE_NEO4J_URI)")
+		}
+		l, err := eventlog.OpenServer(ctx, sf.clickhouse, eventlog.Options{})
+		if err != nil {
+			return nil, err
+		}
 		opts := neo4j.EnvOptions(os.Getenv)
 		opts.URI = neo4jURI
-		st, err := neo4j.Open(ctx, opts)
+		g, err := neo4j.Open(ctx, opts)
 		if err != nil {
-			return c, nil, err
+			l.Close()
+			return nil, err
 		}
-		c.Graph, closers = st, append(closers, st.Close)
+		return investigate.NewLocal(investigate.Options{Events: l, Graph: g, Mapping: m, Kinds: investigate.KindsOf(m)})
 	case sf.data != "":
-		if _, err := os.Stat(embedded.Dir(sf.data)); err == nil {
-			st, err := embedded.Open(ctx, embedded.Dir(sf.data), embedded.Options{ReadOnly: true})
-			if err != nil {
-				return c, nil, err
-			}
-			c.Graph, closers = st, append(closers, st.Close)
+		data := sf.data
+		if _, err := os.Stat(eventlog.EmbeddedDir(data)); err != nil {
+			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
 		}
+		return datadir.New(datadir.Options{Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
+			return openLocalChains(ctx, data, m)
+		}})
 	}
-	log, err := openChainLog(ctx, sf)
+	return nil, fmt.Errorf("no store given: use --data DIR, or --clickhouse ADDR with --neo4j URI")
+}
+
+// openLocalChains is the use cases over the embedded stores under data: the event log,
+// and the graph the engine drew, when there is one (a store recorded without the causal
+// engine has none: chains are then computed from the event log).
+func openLocalChains(ctx context.Context, data string, m causal.Mapping) (investigate.Service, error) {
+	l, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{})
 	if err != nil {
-		closeAll()
-		return c, nil, err
+		return nil, err
 	}
-	if log != nil {
-		c.Log, closers = log, append(closers, log.Close)
+	opts := investigate.Options{Events: l, Mapping: m, Kinds: investigate.KindsOf(m)}
+	if _, err := os.Stat(embedded.Dir(data)); err == nil {
+		g, err := embedded.Open(ctx, embedded.Dir(data), embedded.Options{ReadOnly: true})
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		opts.Graph = g
 	}
-	if c.Graph == nil && c.Log == nil {
-		closeAll()
-		return c, nil, fmt.Errorf("nothing to read chains from: give --data DIR, or --clickhouse ADDR with --neo4j URI")
+	svc, err := investigate.NewLocal(opts)
+	if err != nil {
+		l.Close()
+		if opts.Graph != nil {
+			opts.Graph.(*embedded.Store).Close()
+		}
+		return nil, err
 	}
-	return c, closeAll, nil
+	return svc, nil
 }
-
-// chainLogCloser is an event log that chains can be computed from.
-type chainLogCloser interface {
-	investigate.ChainLog
-	Close() error
-}
-
-// openChainLog opens the event log for on-demand chains. The event log cannot read spans
-// back yet (it is being restructured), so for now chains come from the causal graph only.
-func openChainLog(ctx context.Context, sf storeFlags) (chainLogCloser, error) { return nil, nil }

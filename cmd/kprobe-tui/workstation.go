@@ -73,7 +73,7 @@ func (s *sourceFlags) open(ctx context.Context) (investigate.Service, error) {
 // openLocal is the use-case layer over the stores under --data.
 func openLocal(ctx context.Context, data string) (investigate.Service, error) {
 	sf := storeFlags{data: data}
-	return sf.open(ctx)
+	return sf.openDirect(ctx)
 }
 
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).

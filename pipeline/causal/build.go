@@ -113,8 +113,8 @@ func BuildGraph(r Result, m Mapping) Graph {
 		props := make(map[string]string, 18)
 		props[PropSubject], props[PropKind], props[PropRule] = obj, c.Kind, c.Rule
 		props[PropExplainedNs], props[PropWhatIfNs] = itoa(c.ExplainedNs), itoa(c.WhatIfNs)
-		props[PropShare] = strconv.FormatFloat(c.Share, 'f', 4, 64)
-		props[PropConfidence], props[PropJoin] = strconv.FormatFloat(c.Confidence, 'f', 3, 64), c.Join
+		props[PropShare] = strconv.FormatFloat(c.Share, 'g', -1, 64)
+		props[PropConfidence], props[PropJoin] = strconv.FormatFloat(c.Confidence, 'g', -1, 64), c.Join
 		props[PropResource], props[PropSummary] = c.Resource, c.Summary
 		props[PropSpanID], props[PropSpanName] = c.SpanID, c.SpanName
 		props[PropPath], props[PropDurationNs] = string(path), itoa(r.DurationNs)

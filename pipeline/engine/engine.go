@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,8 @@ type Engine struct {
 	corrStats atomic.Pointer[correlate.Stats]
 	lastIn    time.Time
 	flushed   bool
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
 }
 
 type stats struct {
@@ -121,6 +124,8 @@ func New(opts Options) (*Engine, error) {
 		spans: make(chan []span.Span, 64),
 		pend:  newPending(),
 		seen:  map[partKey]int64{},
+
+		draining: make(chan struct{}),
 	}
 	e.lateness = int64(e.corr.Lateness())
 	e.commit = newCommitter(opts.Source, e.log, &e.stats.commits, &e.stats.commitRetries)
@@ -161,8 +166,12 @@ func (e *Engine) publishStats() {
 }
 
 // Run consumes until ctx ends or the source closes, then writes out what it holds and
-// commits it. A source that goes away for a while (Kafka down) only delays commits.
+// commits it. A source that goes away for a while (Kafka down) only delays commits; a
+// store that fails is retried until it takes the rows, or until DrainTimeout after the
+// stop (ctx ended, or Drain), when Run gives up and says how much was not written.
 func (e *Engine) Run(ctx context.Context) error {
+	wctx, stopWrites := e.writeContext(ctx)
+	defer stopWrites()
 	commitCtx, stopCommits := context.WithCancel(ctx)
 	commitsDone := make(chan struct{})
 	go func() {
@@ -203,17 +212,15 @@ func (e *Engine) Run(ctx context.Context) error {
 				err := <-fetchErr
 				// Spans handed over before the input closed still join what is buffered.
 				e.drainSpans()
-				// Drain: write everything still buffered and commit it, with a fresh context
-				// if ours ended.
+				// Drain: write everything still buffered and commit it, within DrainTimeout
+				// of the stop.
 				e.corr.Flush(e.emit)
 				stopCommits()
 				<-commitsDone
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.DrainTimeout)
-				defer cancel()
-				if werr := e.write(dctx, true); werr != nil {
+				if werr := e.write(wctx, true); werr != nil {
 					return werr
 				}
-				if cerr := e.commit.flush(dctx); cerr != nil && !errors.Is(cerr, bus.ErrClosed) {
+				if cerr := e.commit.flush(wctx); cerr != nil && !errors.Is(cerr, bus.ErrClosed) {
 					return fmt.Errorf("%w: %d partitions are read again from their last commit at the next start (their events are stored; writing them again is harmless)",
 						cerr, e.commit.waiting())
 				}
@@ -230,15 +237,13 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.corr.Flush(e.emit)
 				e.flushed = true
 			}
-			if err := e.write(ctx, e.flushed); err != nil && ctx.Err() == nil {
-				return err
+			if err := e.write(wctx, e.flushed); err != nil {
+				return err // the drain timeout passed with the store still failing
 			}
 		}
 		e.publishStats()
-		// Once ctx has ended, errors here are the cancellation itself: the drain above
-		// writes and commits what is left.
 		if len(e.out) >= e.opts.MaxBatch {
-			if err := e.write(ctx, false); err != nil && ctx.Err() == nil {
+			if err := e.write(wctx, false); err != nil {
 				return err
 			}
 		}
@@ -316,80 +321,10 @@ func (e *Engine) keepSpans(s []span.Span) {
 	}
 }
 
-// retry runs write until it succeeds or ctx ends, backing off; a store that is briefly
-// unreachable delays commits, it never loses data.
-func (e *Engine) retry(ctx context.Context, what string, n int, write func() error) error {
-	backoff := 50 * time.Millisecond
-	for {
-		err := write()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("writing %s: %w", what, err)
-		}
-		e.stats.insertRetries.Add(1)
-		e.log.Warn("event log write failed; retrying", "what", what, "rows", n, "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return fmt.Errorf("writing %s: %w", what, err)
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
 func (e *Engine) deadLetter(m bus.Message, err error) {
 	e.stats.deadLettered.Add(1)
 	e.log.Warn("dead-lettering malformed message", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
 	if e.opts.Out != nil {
 		e.opts.Out.Publish(bus.Message{Topic: e.opts.TopicPrefix + event.TopicDeadLetter, Key: []byte(m.Topic + ": " + err.Error()), Value: m.Value})
-	}
-}
-
-// write inserts what the correlator emitted (retrying until it is durable or ctx ends),
-// publishes it on kernel.enriched, then queues the input it came from for commit.
-func (e *Engine) write(ctx context.Context, all bool) error {
-	if ss, ok := e.opts.Store.(SpanStore); ok && len(e.spanOut) > 0 {
-		if err := e.retry(ctx, "spans", len(e.spanOut), func() error { return ss.InsertSpans(ctx, e.spanOut) }); err != nil {
-			return err
-		}
-		clear(e.spanOut)
-		e.spanOut = e.spanOut[:0]
-	}
-	if len(e.out) > 0 {
-		if err := e.retry(ctx, "events", len(e.out), func() error { return e.opts.Store.Insert(ctx, e.out) }); err != nil {
-			return err
-		}
-		e.stats.written.Add(uint64(len(e.out)))
-		e.publishEnriched()
-		clear(e.out)
-		e.out = e.out[:0]
-	}
-	// Kernel batches are safe once the correlator has emitted past them (everything, after
-	// a flush). Span messages are safe only once no future event can join them: a flush
-	// does not change that, so after a restart they are read again (and deduplicated).
-	wm := e.corr.Watermark()
-	markOf := func(topic string) int64 {
-		if all && topic != e.opts.SpansTopic {
-			return 1<<63 - 1
-		}
-		return wm
-	}
-	e.commit.add(e.pend.ready(markOf))
-	return nil
-}
-
-func (e *Engine) publishEnriched() {
-	if e.opts.Out == nil {
-		return
-	}
-	const batch = 1024
-	for i := 0; i < len(e.out); i += batch {
-		part := e.out[i:min(i+batch, len(e.out))]
-		data, err := event.MarshalBatch(part)
-		if err != nil || !e.opts.Out.Publish(bus.Message{Topic: e.opts.TopicPrefix + event.TopicEnriched, Key: part[0].Key(), Value: data}) {
-			e.stats.enrichedDropped.Add(uint64(len(part)))
-		}
 	}
 }

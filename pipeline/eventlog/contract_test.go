@@ -40,6 +40,7 @@ func runContract(t *testing.T, open openFunc) {
 	t.Run("Empty", func(t *testing.T) { testEmpty(t, open) })
 	t.Run("SpanGroups", func(t *testing.T) { testSpanGroups(t, open) })
 	t.Run("EventTotals", func(t *testing.T) { testEventTotals(t, open) })
+	t.Run("Spans", func(t *testing.T) { testSpans(t, open) })
 }
 
 const t0 = int64(1_700_000_000_000_000_000) // 2023-11-14T22:13:20Z

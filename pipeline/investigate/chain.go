@@ -66,6 +66,16 @@ func (c Chains) Chain(ctx context.Context, ref Ref) (Chain, error) {
 	return toChain(r), nil
 }
 
+// KindsOf is the business mapping's concepts as the kinds Subjects lists, so one file
+// names a firm's own concepts for every use case.
+func KindsOf(m causal.Mapping) []Kind {
+	out := make([]Kind, len(m.Concepts))
+	for i, c := range m.Concepts {
+		out[i] = Kind{Name: c.Kind, Attr: c.IDAttr}
+	}
+	return out
+}
+
 func (c Chains) mapping() causal.Mapping {
 	if c.Mapping.Concepts == nil {
 		return causal.DefaultMapping()

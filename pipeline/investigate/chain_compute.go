@@ -10,26 +10,17 @@ import (
 
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // On-demand chains: the subject's spans and every kernel event around them are read from
 // the event log and the causal rules run on them, exactly as the streaming engine would.
 
-// ChainLog is the part of the event log an on-demand chain reads.
+// ChainLog is the part of the event log an on-demand chain reads (eventlog.Log is one).
 type ChainLog interface {
-	// Spans returns the spans matching f.
-	Spans(ctx context.Context, f SpanFilter) ([]span.Span, error)
-	// EventsBetween returns the kernel events of every process and node with TsNs in
-	// [from, to), at most limit (the earliest).
-	EventsBetween(ctx context.Context, from, to int64, limit int) ([]event.Event, error)
-}
-
-// SpanFilter selects spans: of one trace, or carrying an attribute value.
-type SpanFilter struct {
-	TraceID   string
-	AttrKey   string
-	AttrValue string
+	Events(ctx context.Context, q eventlog.Query) ([]event.Event, error)
+	Spans(ctx context.Context, q eventlog.SpanQuery) ([]span.Span, error)
 }
 
 const (
@@ -48,7 +39,7 @@ func (c Chains) compute(ctx context.Context, obj causal.Object) (causal.Result, 
 	concept, _ := m.Concept(obj.Kind)
 	obj.Label = concept.Label
 	name := RefName(Ref{Kind: obj.Kind, ID: obj.ID})
-	keyed, err := c.Log.Spans(ctx, SpanFilter{AttrKey: concept.IDAttr, AttrValue: obj.ID})
+	keyed, err := c.Log.Spans(ctx, eventlog.SpanQuery{AttrKey: concept.IDAttr, AttrValue: obj.ID})
 	if err != nil {
 		return causal.Result{}, fmt.Errorf("chain of %s: reading its spans: %w", name, err)
 	}
@@ -60,7 +51,7 @@ func (c Chains) compute(ctx context.Context, obj causal.Object) (causal.Result, 
 	}
 	var spans []span.Span
 	for _, t := range slices.Sorted(maps.Keys(traces)) {
-		all, err := c.Log.Spans(ctx, SpanFilter{TraceID: t})
+		all, err := c.Log.Spans(ctx, eventlog.SpanQuery{TraceID: t})
 		if err != nil {
 			return causal.Result{}, fmt.Errorf("chain of %s: reading trace %s: %w", name, t, err)
 		}
@@ -77,7 +68,9 @@ func (c Chains) compute(ctx context.Context, obj causal.Object) (causal.Result, 
 		return causal.Result{}, fmt.Errorf("%s lasted %v: too long to compute on demand (at most %v); the causal engine draws such chains as they happen: %w",
 			name, d.Round(time.Second), onDemandMax, ErrInvalid)
 	}
-	evs, err := c.Log.EventsBetween(ctx, from-int64(onDemandBefore), to+int64(onDemandAfter), onDemandEvents)
+	// Every process's events in the window: the peers, holders and CPU neighbours the
+	// rules follow are not known before they are followed.
+	evs, err := c.Log.Events(ctx, eventlog.Query{From: from - int64(onDemandBefore), To: to + int64(onDemandAfter), Limit: onDemandEvents})
 	if err != nil {
 		return causal.Result{}, fmt.Errorf("chain of %s: reading kernel events: %w", name, err)
 	}
@@ -96,7 +89,7 @@ func (c Chains) objectOfTrace(ctx context.Context, traceID string) (causal.Objec
 	if c.Log == nil {
 		return causal.Object{}, fmt.Errorf("chain of trace %s: a trace is resolved through the event log, and none is open: %w", traceID, ErrInvalid)
 	}
-	spans, err := c.Log.Spans(ctx, SpanFilter{TraceID: traceID})
+	spans, err := c.Log.Spans(ctx, eventlog.SpanQuery{TraceID: traceID})
 	if err != nil {
 		return causal.Object{}, fmt.Errorf("chain of trace %s: %w", traceID, err)
 	}

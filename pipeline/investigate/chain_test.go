@@ -13,6 +13,7 @@ import (
 
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/span"
 )
 
@@ -48,21 +49,21 @@ func incidentLog() *memLog {
 	return l
 }
 
-func (l *memLog) Spans(_ context.Context, f SpanFilter) ([]span.Span, error) {
+func (l *memLog) Spans(_ context.Context, q eventlog.SpanQuery) ([]span.Span, error) {
 	l.spanCalls++
 	var out []span.Span
 	for _, s := range l.spans {
-		if (f.TraceID == "" || s.TraceID == f.TraceID) && (f.AttrKey == "" || s.Attrs[f.AttrKey] == f.AttrValue) {
+		if (q.TraceID == "" || s.TraceID == q.TraceID) && (q.AttrKey == "" || s.Attrs[q.AttrKey] == q.AttrValue) {
 			out = append(out, s)
 		}
 	}
 	return out, nil
 }
 
-func (l *memLog) EventsBetween(_ context.Context, from, to int64, limit int) ([]event.Event, error) {
+func (l *memLog) Events(_ context.Context, q eventlog.Query) ([]event.Event, error) {
 	var out []event.Event
 	for _, e := range l.events {
-		if e.TsNs >= from && e.TsNs < to && len(out) < limit {
+		if e.TsNs >= q.From && e.TsNs < q.To && (q.Limit == 0 || len(out) < q.Limit) {
 			out = append(out, e)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 )
@@ -20,10 +21,6 @@ type EventReader interface {
 	SyscallLog(ctx context.Context, node string, pid uint32, from, to int64) ([]event.Event, error)
 }
 
-// ErrNoGraph is returned (wrapped) by a Service that has no causal graph store to draw
-// chains from.
-var ErrNoGraph = errors.New("causal chains need the graph store")
-
 // Options configures Local.
 type Options struct {
 	Logger *slog.Logger
@@ -32,6 +29,13 @@ type Options struct {
 	Events EventReader
 	// Kinds adds business kinds to DefaultKinds, or remaps one of them.
 	Kinds []Kind
+	// Graph is the causal graph store the engine draws chains into (Local owns it too: Close
+	// closes it when it is an io.Closer); nil computes every
+	// chain from the event log on demand (which needs Events to read spans: eventlog.Log
+	// does).
+	Graph causal.Reader
+	// Mapping is the business mapping the chains use (zero: causal.DefaultMapping).
+	Mapping causal.Mapping
 	// DefaultLimit is how many subjects Subjects returns when the query gives no
 	// limit; default 20.
 	DefaultLimit int
@@ -149,10 +153,14 @@ func (l *Local) subject(ctx context.Context, kind, attr string, g eventlog.SpanG
 	return s, nil
 }
 
-// Chain is drawn by the causal engine from the graph store, which Local does not have
-// yet.
+// Chain returns the causal chain of a subject: from the graph store when it holds it,
+// else computed from the event log (chain.go).
 func (l *Local) Chain(ctx context.Context, ref Ref) (Chain, error) {
-	return Chain{}, fmt.Errorf("chain of %s: %w", RefName(ref), ErrNoGraph)
+	c := Chains{Graph: l.opts.Graph, Mapping: l.opts.Mapping, Logger: l.log}
+	if cl, ok := l.opts.Events.(ChainLog); ok {
+		c.Log = cl
+	}
+	return c.Chain(ctx, ref)
 }
 
 // Events returns the kernel events matching q, in time order.
@@ -203,8 +211,11 @@ func (l *Local) SyscallLog(ctx context.Context, q SyscallLogQuery) ([]event.Even
 
 // Close closes the stores Local was given.
 func (l *Local) Close() error {
-	if c, ok := l.opts.Events.(io.Closer); ok {
-		return c.Close()
+	var errs []error
+	for _, s := range []any{l.opts.Events, l.opts.Graph} {
+		if c, ok := s.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

@@ -232,11 +232,33 @@ func TestLocalSyscallLog(t *testing.T) {
 	}
 }
 
-func TestLocalChainNeedsTheGraph(t *testing.T) {
+// Without a graph store, a chain is computed from the event log on demand: the failed
+// 211ms ledger write and the 24ms preemption by the batch job, the rest unexplained.
+func TestLocalChainOnDemand(t *testing.T) {
 	svc, _ := incident(t)
-	_, err := svc.Chain(context.Background(), investigate.Ref{Kind: "settlement", ID: "4821"})
-	if !errors.Is(err, investigate.ErrNoGraph) {
-		t.Errorf("Chain: err = %v, want ErrNoGraph", err)
+	ch, err := svc.Chain(context.Background(), investigate.Ref{Kind: "settlement", ID: "4821"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Kind     string
+		Ns       int64
+		Resource string
+	}
+	var got []row
+	for _, c := range ch.Causes {
+		got = append(got, row{c.Kind, c.ExplainedNs, c.Resource})
+	}
+	want := []row{{investigate.CauseStorage, 211 * ms, "file dev 0:0 inode 99"}, {investigate.CauseUnexplained, 65 * ms, ""},
+		{investigate.CauseCPUContention, 24 * ms, "cpu 0"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("causes (-want +got):\n%s", diff)
+	}
+	if ch.Subject.DurationNs != 300*ms || ch.Subject.Status != "error" || ch.Subject.Spans != 2 {
+		t.Errorf("subject %+v", ch.Subject)
+	}
+	if _, err := svc.Chain(context.Background(), investigate.Ref{Kind: "settlement", ID: "9999"}); !errors.Is(err, investigate.ErrNotFound) {
+		t.Errorf("unknown settlement: err = %v, want ErrNotFound", err)
 	}
 }
 

@@ -241,6 +241,12 @@ func Build(events []event.Event, pid uint32) (*Recording, error) {
 		ret := c.Result()
 		fd := int(e.FD)
 		switch fam {
+		case Input, Output, Connect, Accept, Dup, SockName, PeerName:
+			if fd < 0 {
+				continue // a call on no fd failed with EBADF: nothing to tie it to
+			}
+		}
+		switch fam {
 		case Input:
 			c.Res = at(fd)
 			c.Res.Input = append(c.Res.Input, c)

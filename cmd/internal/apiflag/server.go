@@ -9,6 +9,7 @@ import (
 
 	"github.com/kprobe/kprobe/api/live"
 	"github.com/kprobe/kprobe/api/server"
+	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -64,14 +65,25 @@ func (r *Serving) Stop() error {
 	return <-r.done
 }
 
+// StartOptions are what Start passes on to the server beside the service.
+type StartOptions struct {
+	Rate     float64        // requests per second per caller (0: the server's default)
+	Source   string         // how a report's reader reaches the data, as flags
+	Business causal.Mapping // which spans are which business objects in the live feed
+}
+
 // Start serves svc (and hub's live feed, when not nil) on lc in the background. It returns
 // once the address is bound, so a bad address or certificate fails the command at once.
-func Start(ctx context.Context, log *slog.Logger, lc server.ListenConfig, svc investigate.Service, hub *live.Hub, rate float64, source string) (*Serving, error) {
+func Start(ctx context.Context, log *slog.Logger, lc server.ListenConfig, svc investigate.Service, hub *live.Hub, o StartOptions) (*Serving, error) {
 	ln, err := server.Listen(lc)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := server.New(server.Options{Logger: log, Service: svc, Live: hub, Auth: ln.Auth(), RateLimit: rate, Source: source})
+	if o.Source == "" {
+		o.Source = "--api " + ln.Addr()
+	}
+	srv, err := server.New(server.Options{Logger: log, Service: svc, Live: hub, Auth: ln.Auth(), RateLimit: o.Rate,
+		Source: o.Source, Business: o.Business})
 	if err != nil {
 		ln.Close()
 		return nil, err

@@ -63,8 +63,8 @@ func TestStaleElementIDsFallBackToIDs(t *testing.T) {
 	if err := s.Write(ctx, causal.Graph{Nodes: []causal.Node{{ID: a, Label: causal.LabelSpan}, {ID: b, Label: causal.LabelCause}}}); err != nil {
 		t.Fatal(err)
 	}
-	row := edgeRow(causal.Edge{From: a, To: b, Type: "CAUSED_BY", ExplainedNs: 5})
-	row["a"], row["b"] = "4:00000000-0000-0000-0000-000000000000:999999999", "nonsense"
+	row := &edgeRow{e: &causal.Edge{From: a, To: b, Type: "CAUSED_BY", ExplainedNs: 5},
+		a: "4:00000000-0000-0000-0000-000000000000:999999999", b: "nonsense"}
 	st := statement{query: edgeQuery("CAUSED_BY"), byID: edgeQueryByID("CAUSED_BY"), rows: []any{row}}
 	if err := s.commit(ctx, []statement{st}, nil); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kprobe/kprobe/pipeline/bus"
+	"github.com/kprobe/kprobe/pipeline/event"
+)
+
+// syncBuffer is a log sink the test reads while the engine writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) count(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Count(s.b.String(), sub)
+}
+
+// TestEngineStoreFailuresLoggedOnce: a store that fails for a while and comes back is
+// logged once when it fails and once when it recovers, not at every retry.
+func TestEngineStoreFailuresLoggedOnce(t *testing.T) {
+	logs := &syncBuffer{}
+	src := bus.NewMemory(64)
+	store := &memStore{failFirst: 5}
+	e, done := runEngine(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Source: src, Store: store,
+		FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond})
+	src.Publish(batch(t, ev(1, 7, 150)))
+	waitFor(t, "the rows written", func() bool { return len(store.snapshot()) == 1 })
+	src.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Stats(); st.InsertRetries != 5 {
+		t.Errorf("%d retries, want 5", st.InsertRetries)
+	}
+	if down, back := logs.count("event log write failed"), logs.count("event log writable again"); down != 1 || back != 1 {
+		t.Errorf("logged the failure %d times and the recovery %d times, want once each:\n%s", down, back, logs.b.String())
+	}
+}
+
+// TestEngineDrainGivesUp: with a store that never takes the rows (a full disk), an engine
+// running on a context that never ends (standalone's, so that it drains the bus after the
+// recorder stops) returns DrainTimeout after Drain, saying what it could not write.
+func TestEngineDrainGivesUp(t *testing.T) {
+	full := errors.New("event log /data/events is full (NOT_ENOUGH_SPACE)")
+	src := bus.NewMemory(64)
+	store := &failingStore{err: full}
+	e, err := New(Options{Source: src, Store: store, FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond,
+		DrainTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	src.Publish(batch(t, ev(1, 7, 150), ev(2, 7, 160)))
+	waitFor(t, "retried writes", func() bool { return e.Stats().InsertRetries >= 2 })
+	// More input waits in the bus behind the stuck write; the stop must not wait for it.
+	for i := range 10 {
+		src.Publish(batch(t, ev(uint64(10+i), 7, int64(200+i))))
+	}
+	src.Close()
+	stop := time.Now()
+	e.Drain()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of Drain with a 200 ms drain timeout")
+	}
+	if took := time.Since(stop); took < 200*time.Millisecond {
+		t.Errorf("gave up %v after Drain, before the drain timeout", took)
+	}
+	if !errors.Is(err, full) || !strings.Contains(err.Error(), "gave up writing 2 events") {
+		t.Fatalf("Run = %v, want the store's error and what was not written", err)
+	}
+}
+
+type failingStore struct{ err error }
+
+func (s *failingStore) Insert(context.Context, []event.Event) error { return s.err }
