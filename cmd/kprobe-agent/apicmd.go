@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
@@ -27,6 +28,8 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var clickhouse, data, neo4jURI, business, logLevel string
 	var af apiflag.Server
 	af.Register(fs, "127.0.0.1:8443")
+	var chf chflag.Flags
+	chf.Register(fs)
 	fs.StringVar(&clickhouse, "clickhouse", env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port (or clickhouse:// DSN) of the event log")
 	fs.StringVar(&data, "data", env("DATA", ""), "the embedded stores under this directory instead of --clickhouse")
 	fs.StringVar(&neo4jURI, "neo4j", env("NEO4J_URI", ""), "Neo4j holding the causal graph (bolt://, bolt+s://, neo4j+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE)")
@@ -56,14 +59,18 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	auth, err := chf.Auth()
+	if err != nil {
+		return err
+	}
 	var svc investigate.Service
 	if data != "" {
 		// Never hold the directory: a recorder may start there at any time.
 		svc, err = datadir.New(datadir.Options{Logger: log, Dir: data, Open: func(ctx context.Context) (investigate.Service, error) {
-			return openStores(ctx, log, "", data, neo4jURI, mapping)
+			return openStores(ctx, log, "", eventlog.ServerAuth{}, data, neo4jURI, mapping)
 		}})
 	} else {
-		svc, err = openStores(ctx, log, clickhouse, "", neo4jURI, mapping)
+		svc, err = openStores(ctx, log, clickhouse, auth, "", neo4jURI, mapping)
 	}
 	if err != nil {
 		return err
@@ -85,11 +92,11 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // openStores opens the event log (a server, or the embedded one under data) and the causal
 // graph (Neo4j, or the embedded one under data, read-only), and the use cases over them.
-func openStores(ctx context.Context, log *slog.Logger, clickhouse, data, neo4jURI string, m causal.Mapping) (investigate.Service, error) {
+func openStores(ctx context.Context, log *slog.Logger, clickhouse string, auth eventlog.ServerAuth, data, neo4jURI string, m causal.Mapping) (investigate.Service, error) {
 	var l *eventlog.Log
 	var err error
 	if clickhouse != "" {
-		l, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log})
+		l, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, Server: auth})
 	} else {
 		l, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log})
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kprobe/kprobe/api/live"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -44,6 +45,8 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	kafkaSec.register(fs)
 	var af apiflag.Server
 	af.Register(fs, "")
+	var chf chflag.Flags
+	chf.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -64,7 +67,10 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	var store *eventlog.Log
 	if clickhouse != "" {
-		store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention})
+		var auth eventlog.ServerAuth
+		if auth, err = chf.Auth(); err == nil {
+			store, err = eventlog.OpenServer(ctx, clickhouse, eventlog.Options{Logger: log, RetentionDays: retention, Server: auth})
+		}
 	} else {
 		if err = waitForReaders(ctx, log, data, time.Minute); err == nil {
 			store, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{Logger: log, RetentionDays: retention})

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kprobe/kprobe/cmd/internal/chflag"
 	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate"
@@ -17,11 +18,13 @@ import (
 type storeFlags struct {
 	data       string
 	clickhouse string
+	ch         chflag.Flags
 }
 
 func (s *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
 	fs.StringVar(&s.clickhouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port (instead of --data)")
+	s.ch.Register(fs)
 }
 
 // open returns the use cases over the chosen event log. A --data directory is read
@@ -45,7 +48,10 @@ func (s *storeFlags) openDirect(ctx context.Context) (investigate.Service, error
 	case s.data != "" && s.clickhouse != "":
 		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
 	case s.clickhouse != "":
-		l, err = eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{})
+		var auth eventlog.ServerAuth
+		if auth, err = s.ch.Auth(); err == nil {
+			l, err = eventlog.OpenServer(ctx, s.clickhouse, eventlog.Options{Server: auth})
+		}
 	case s.data != "":
 		dir := eventlog.EmbeddedDir(s.data)
 		if _, err := os.Stat(dir); err != nil {

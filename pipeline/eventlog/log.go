@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"iter"
@@ -46,6 +47,16 @@ type Options struct {
 	RetentionDays int
 	// Database holds the tables; default "kprobe".
 	Database string
+	// Server is how OpenServer reaches a ClickHouse server beyond its address: TLS and
+	// credentials (they override those of a clickhouse:// DSN).
+	Server ServerAuth
+}
+
+// ServerAuth is a ClickHouse server's TLS and credentials.
+type ServerAuth struct {
+	TLS      *tls.Config // nil: plaintext
+	User     string
+	Password string
 }
 
 // DefaultDatabase is the database used when Options.Database is empty.

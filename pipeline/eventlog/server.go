@@ -26,13 +26,9 @@ func OpenServer(ctx context.Context, addr string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chOpts *clickhouse.Options
-	if strings.Contains(addr, "://") {
-		if chOpts, err = clickhouse.ParseDSN(addr); err != nil {
-			return nil, fmt.Errorf("clickhouse address: %w", err)
-		}
-	} else {
-		chOpts = &clickhouse.Options{Addr: []string{addr}}
+	chOpts, err := serverOptions(addr, opts.Server)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := clickhouse.Open(chOpts)
 	if err != nil {
@@ -49,6 +45,27 @@ func OpenServer(ctx context.Context, addr string, opts Options) (*Log, error) {
 	}
 	opts.Logger.Debug("clickhouse event log open", "addr", redact(addr), "database", opts.Database)
 	return l, nil
+}
+
+// serverOptions is the driver's configuration for addr (host:port or a clickhouse:// DSN)
+// with auth's TLS and credentials on top.
+func serverOptions(addr string, auth ServerAuth) (*clickhouse.Options, error) {
+	var chOpts *clickhouse.Options
+	if strings.Contains(addr, "://") {
+		var err error
+		if chOpts, err = clickhouse.ParseDSN(addr); err != nil {
+			return nil, fmt.Errorf("clickhouse address: %w", err)
+		}
+	} else {
+		chOpts = &clickhouse.Options{Addr: []string{addr}}
+	}
+	if auth.TLS != nil {
+		chOpts.TLS = auth.TLS
+	}
+	if auth.User != "" {
+		chOpts.Auth.Username, chOpts.Auth.Password = auth.User, auth.Password
+	}
+	return chOpts, nil
 }
 
 // redact drops the credentials from a DSN before it is printed.
