@@ -108,7 +108,7 @@ func openStores(ctx context.Context, log *slog.Logger, clickhouse string, auth e
 		l.Close()
 		return nil, err
 	}
-	s := &ownedService{withChains: withChains{Local: loc, chains: investigate.Chains{Mapping: m, Logger: log}}}
+	s := &ownedService{withChains: withChains{Local: loc, chains: investigate.Chains{Log: l, Mapping: m, Logger: log}}}
 	switch {
 	case neo4jURI != "":
 		opts := neo4j.EnvOptions(os.Getenv)

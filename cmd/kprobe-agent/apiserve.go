@@ -37,7 +37,11 @@ func localService(log *slog.Logger, events investigate.EventReader, graph causal
 	if err != nil {
 		return nil, err
 	}
-	return withChains{Local: loc, chains: investigate.Chains{Graph: graph, Mapping: m, Logger: log}}, nil
+	c := investigate.Chains{Graph: graph, Mapping: m, Logger: log}
+	if cl, ok := events.(investigate.ChainLog); ok {
+		c.Log = cl // chains the graph lacks are computed from the event log
+	}
+	return withChains{Local: loc, chains: c}, nil
 }
 
 // noClose hides the Close of a store the service does not own.

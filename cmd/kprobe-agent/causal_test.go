@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,5 +103,56 @@ func TestEngineDrawsChainsIntoNeo4j(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no storage cause on the journal (inode %s) in %+v", target[1], onDemand.Causes)
+	}
+}
+
+// TestChainOnDemandThroughTheAPI: a store recorded with the causal engine off has no
+// graph; `kprobe-agent api` serves it, and a chain asked through the API is computed from
+// the event log on demand, naming the journal the incident wrote.
+func TestChainOnDemandThroughTheAPI(t *testing.T) {
+	needRoot(t)
+	tui, demo := e2eTools(t)
+	data := t.TempDir()
+	port := e2eFreePort(t)
+	rec := e2eStart(t, "standalone", agent(t), "standalone", "--data", data, "--no-causal",
+		"--otlp-grpc", "127.0.0.1:"+strconv.Itoa(port), "--otlp-http", "", "--",
+		demo, "--otlp", "127.0.0.1:"+strconv.Itoa(port), "--settlements", "5", "--first-settlement", "4819",
+		"--incident", "slow-storage", "--incident-settlement", "4821", "--ledger", filepath.Join(t.TempDir(), "ledger"))
+	if err := rec.wait(t, 90*time.Second); err != nil {
+		t.Fatalf("standalone: %v\n%s", err, rec.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(data, "graph")); !os.IsNotExist(err) {
+		t.Fatalf("--no-causal left a graph (%v): the chain below must come from the event log", err)
+	}
+	apiPort := e2eFreePort(t)
+	api := e2eStart(t, "api", agent(t), "api", "--data", data, "--api", "127.0.0.1:"+strconv.Itoa(apiPort))
+	api.waitOutput(t, "serving the kprobe API", 60*time.Second)
+	out, err := exec.Command(tui, "chain", "--api", "127.0.0.1:"+strconv.Itoa(apiPort), "--settlement", "4821", "--format", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kprobe-tui chain --api: %v\n%s\napi:\n%s", err, out, api.out.String())
+	}
+	if err := api.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.wait(t, 30*time.Second); err != nil {
+		t.Errorf("api after SIGTERM: %v\n%s", err, api.out.String())
+	}
+	var ch investigate.Chain
+	if err := json.Unmarshal(out, &ch); err != nil {
+		t.Fatalf("chain JSON: %v\n%s", err, out)
+	}
+	target := regexp.MustCompile(`incident=slow-storage target=file:\d+:(\d+)`).FindStringSubmatch(rec.out.String())
+	if target == nil {
+		t.Fatalf("the demo named no journal:\n%s", rec.out.String())
+	}
+	var sum int64
+	found := false
+	for _, c := range ch.Causes {
+		sum += c.ExplainedNs
+		found = found || (c.Kind == investigate.CauseStorage && strings.HasSuffix(c.Resource, " inode "+target[1]))
+	}
+	if ch.Subject.ID != "4821" || sum != ch.Subject.DurationNs || !found {
+		t.Errorf("on-demand chain through the API: subject %+v, causes adding to %d, journal (inode %s) found %v:\n%s",
+			ch.Subject, sum, target[1], found, out)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
@@ -24,6 +25,8 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	var sf storeFlags
 	sf.register(fs)
+	var api apiflag.Client
+	api.Register(fs)
 	var neo4jURI, business, format, kind, id, trace string
 	ids := map[string]*string{}
 	for _, k := range []string{investigate.KindSettlement, investigate.KindPayment, investigate.KindClearingWindow, investigate.KindOrderBookOp} {
@@ -37,7 +40,7 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&business, "business", os.Getenv("KPROBE_BUSINESS"), "business mapping file, as given to kprobe-agent (default: the built-in mapping)")
 	fs.StringVar(&format, "format", "text", "output: text, json or markdown (the incident report's section)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
+		fmt.Fprint(stderr, "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI | --api ADDR) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,7 +75,7 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	svc, err := openChains(ctx, sf, neo4jURI, mapping)
+	svc, err := openChains(ctx, sf, &api, neo4jURI, mapping)
 	if err != nil {
 		return err
 	}
@@ -107,9 +110,13 @@ func flagName(kind string) string {
 
 // openChains returns the use cases over the chosen stores with the causal graph: under
 // --data, through the recorder's API socket while one holds the directory, else the
-// embedded event log and graph; in a cluster, ClickHouse and Neo4j.
-func openChains(ctx context.Context, sf storeFlags, neo4jURI string, m causal.Mapping) (investigate.Service, error) {
+// embedded event log and graph; in a cluster, ClickHouse and Neo4j; or a remote API.
+func openChains(ctx context.Context, sf storeFlags, api *apiflag.Client, neo4jURI string, m causal.Mapping) (investigate.Service, error) {
 	switch {
+	case api.Set() && (sf.data != "" || sf.clickhouse != ""):
+		return nil, fmt.Errorf("give --api or the stores (--data, --clickhouse), not both")
+	case api.Set():
+		return api.Dial(ctx)
 	case sf.data != "" && sf.clickhouse != "":
 		return nil, fmt.Errorf("give either --data or --clickhouse, not both")
 	case sf.clickhouse != "":
