@@ -11,6 +11,8 @@ export KPROBE_NEO4J_URI ?= bolt://127.0.0.1:7687
 export KPROBE_NEO4J_USER ?= neo4j
 export KPROBE_NEO4J_PASSWORD_FILE ?= $(CACHE)/neo4j/password
 export KPROBE_NEO4J_CA_FILE ?= $(CACHE)/neo4j/tls/ca.crt
+# Benchmarks read the local server's CPU time through its pid file.
+export KPROBE_NEO4J_PID_FILE ?= $(or $(KPROBE_STATE),/tmp/kprobe-services)/neo4j/neo4j.pid
 
 .PHONY: all build deps chdb otel kafka-up kafka-down neo4j-up neo4j-down vmlinux generate check-generate vet test test-short bench accuracy demo clean
 

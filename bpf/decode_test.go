@@ -123,6 +123,17 @@ func decodeCases(t testing.TB) []struct {
 			},
 		},
 		{
+			name: "sched switch woken by the kernel",
+			raw: sample(t, bpfEvent{
+				Type: uint8(EventSchedSwitch), DurNs: 10e6, Flags: flagKernelWakeup, Fd: -1, Comm: comm16("app"),
+				NextComm: comm16("swapper/0"), RunqNs: 2000,
+			}, nil),
+			want: Event{
+				Type: EventSchedSwitch, DurNs: 10e6, FD: -1, Comm: "app", NextComm: "swapper/0",
+				KernelWakeup: true, RunqDelayNs: 2000,
+			},
+		},
+		{
 			name: "sched switch preempted",
 			raw: sample(t, bpfEvent{
 				Type: uint8(EventSchedSwitch), DurNs: 700, Flags: flagPreempted, Fd: -1, NextPid: 9, NextTid: 10,

@@ -79,12 +79,14 @@ func nextInput(res *recording.Resource, p *streamPos) (*recording.Call, time.Dur
 	return nil, 0
 }
 
-// unconsumed counts recorded inputs the program never asked for.
-func (c *cursors) unconsumed(rec *recording.Recording) int {
+// unconsumed counts recorded inputs the program never asked for, on the files and
+// sockets the replay served (the shared objects the loader read natively are not
+// missing).
+func (c *cursors) unconsumed(rec *recording.Recording, served map[*recording.Resource]bool) int {
 	n := 0
 	for _, r := range rec.Resources {
-		if r.Kind == recording.Inherited && r.FD > 0 {
-			continue // stdout/stderr: output only
+		if !served[r] {
+			continue
 		}
 		p := c.in[r]
 		for j := p.i; j < len(r.Input); j++ {

@@ -252,6 +252,8 @@ type engine struct {
 	stash map[int]*stash // tid → what a timeout edit must restore at syscall exit
 	// holding is each thread's held call: answered later by a timer.
 	holding map[int]*call
+	// servedRes are the resources the program got from the recording.
+	servedRes map[*recording.Resource]bool
 
 	seq     atomic.Int64
 	native  atomic.Bool // --on-divergence native, after the divergence
@@ -265,7 +267,7 @@ type engine struct {
 func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace *traceQueue) *engine {
 	e := &engine{
 		opts: opts, log: opts.Logger.With("component", "replay"), rec: rec, tw: tw, trace: trace,
-		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{}, holding: map[int]*call{},
+		tgids: map[int]int{}, fds: map[int]*fdEntry{}, stash: map[int]*stash{}, holding: map[int]*call{}, servedRes: map[*recording.Resource]bool{},
 	}
 	e.cur.init(rec)
 	// The program starts with the recorded process's stdin: its reads are served when
@@ -274,6 +276,7 @@ func newEngine(opts Options, rec *recording.Recording, tw *tweak.Set, trace *tra
 	// diverge); what the program tells the world is compared on its sockets and files.
 	if res, ok := rec.Inherited[0]; ok && len(res.Input) > 0 {
 		e.fds[0] = &fdEntry{res: res, inherited: true}
+		e.servedRes[res] = true
 	}
 	return e
 }
@@ -329,7 +332,7 @@ func (e *engine) summary(exit sandbox.Exit, d time.Duration) Summary {
 	defer e.mu.Unlock()
 	s := Summary{
 		ExitCode: exit.Code, Served: e.served.Load(), Native: e.nativeN.Load(), Tweaked: e.tweaked.Load(),
-		Divergence: e.div, Stopped: e.stopped.Load(), Unconsumed: e.cur.unconsumed(e.rec),
+		Divergence: e.div, Stopped: e.stopped.Load(), Unconsumed: e.cur.unconsumed(e.rec, e.servedRes),
 		UnmatchedTweaks: e.tw.Unmatched(), TraceDropped: e.trace.dropped.Load(), Duration: d,
 	}
 	if exit.Signal != 0 {

@@ -52,6 +52,7 @@ func (e *engine) serveOpen(k *call) *answer {
 	if nativePath(path) || flags&(unix.O_DIRECTORY|unix.O_PATH) != 0 {
 		return nil
 	}
+	path = e.recordedPath(path)
 	list := e.rec.Opens[path]
 	i := e.cur.opens[path]
 	if i >= len(list) {
@@ -80,8 +81,41 @@ func (e *engine) serveOpen(k *call) *answer {
 	}
 	a.act, a.install, a.newfd, a.cloexec = doInstall, ph, -1, flags&unix.O_CLOEXEC != 0
 	res := rc.Res
-	a.after = func(fd int64) { e.fds[int(fd)] = &fdEntry{res: res, ph: ph} }
+	a.after = func(fd int64) {
+		e.fds[int(fd)] = &fdEntry{res: res, ph: ph}
+		e.servedRes[res] = true
+	}
 	return a
+}
+
+// recordedPath is the path as the recording has it: the same string, or else the one
+// recorded path that names the same file from another directory (production ran
+// "rates.txt" in /srv/app, the replay passes /home/sre/incident/rates.txt): the two
+// agree on their last components. Several candidates are no match.
+func (e *engine) recordedPath(path string) string {
+	if _, ok := e.rec.Opens[path]; ok {
+		return path
+	}
+	clean := filepath.Clean(path)
+	found := ""
+	for rp := range e.rec.Opens {
+		rc := filepath.Clean(rp)
+		if rc == clean || pathSuffix(clean, rc) || pathSuffix(rc, clean) {
+			if found != "" {
+				return path // ambiguous
+			}
+			found = rp
+		}
+	}
+	if found == "" {
+		return path
+	}
+	return found
+}
+
+// pathSuffix reports whether short is long's last components ("b/c" of "/a/b/c").
+func pathSuffix(long, short string) bool {
+	return !filepath.IsAbs(short) && strings.HasSuffix(long, "/"+short)
 }
 
 // filePlaceholder is a memfd holding the bytes production read from the file, at the

@@ -126,3 +126,20 @@ func TestAcceptServed(t *testing.T) {
 		t.Errorf("replay printed %q (%+v), want production's %q\n%s", got.stdout, got.sum, prod.stdout, traceSummary(got.trace))
 	}
 }
+
+// TestRelativePathServed: production opened "in.txt" from its directory; the replay runs
+// elsewhere and passes the file by another path to the same name: it is still served.
+func TestRelativePathServed(t *testing.T) {
+	needSandbox(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "in.txt")
+	os.WriteFile(path, []byte("local"), 0o644)
+	var s script
+	s.open("in.txt", 3)
+	s.call(testPID, "read", 3, 6, []byte("prod!\n"), 3, 0, 131072)
+	s.call(testPID, "read", 3, 0, nil, 3, 0, 131072)
+	got := replayIt(t, s.evs, nil, StopAtDivergence, "cat", path)
+	if got.stdout != "prod!\n" {
+		t.Errorf("cat %s printed %q, want the recorded bytes of in.txt", path, got.stdout)
+	}
+}

@@ -62,7 +62,10 @@ func (e *engine) serveConnect(k *call) *answer {
 		a.act, a.val = doReturn, 0
 	}
 	res := rc.Res
-	a.after = func(int64) { e.fds[fd] = &fdEntry{res: res, ph: ph} }
+	a.after = func(int64) {
+		e.fds[fd] = &fdEntry{res: res, ph: ph}
+		e.servedRes[res] = true
+	}
 	return a
 }
 
@@ -137,6 +140,7 @@ func (e *engine) serveAccept(k *call) *answer {
 	a.after = func(fd int64) {
 		if fd >= 0 {
 			e.fds[int(fd)] = &fdEntry{res: res, ph: ph}
+			e.servedRes[res] = true
 		}
 	}
 	return a

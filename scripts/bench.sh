@@ -16,5 +16,5 @@ done
 # The causal engine on one core (engine and feeder share it), a fixed event count so the
 # stream's settlements are all drawn.
 echo "== ./pipeline/causal/ (-cpu 1)" >&2
-go test -run='^$' -bench="$bench" -benchmem -count="$count" -cpu 1 -benchtime 1000000x -timeout 60m ./pipeline/causal/ | tee -a "$out"
+go test -run='^$' -bench="$bench" -benchmem -count="$count" -cpu 1 -benchtime 300000x -timeout 60m ./pipeline/causal/ | tee -a "$out"
 go tool benchstat "$out"

@@ -23,6 +23,7 @@ func fullEvent() event.Event {
 		Addr: 0xdead, IP: 0xbeef, ErrorCode: 6, KernelFault: true, Payload: []byte("hello"),
 		TraceID: "t1", SpanID: "s1", Service: "svc", SpanName: "ledger.post", Join: "tid",
 		Attrs: map[string]string{"settlement.id": "4821"},
+		Args:  []int64{7, -1, 1 << 40}, Path: "/etc/rates", Truncated: 3,
 	}
 }
 

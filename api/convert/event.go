@@ -20,6 +20,7 @@ func EventToPB(e *event.Event) *kprobev1.Event {
 		Addr: e.Addr, Ip: e.IP, ErrorCode: e.ErrorCode, KernelFault: e.KernelFault,
 		Payload: e.Payload, TraceId: e.TraceID, SpanId: e.SpanID, Service: e.Service,
 		SpanName: e.SpanName, Join: e.Join, Attrs: e.Attrs,
+		Args: e.Args, Path: e.Path, Truncated: e.Truncated,
 	}
 }
 
@@ -51,6 +52,7 @@ func EventFromPB(p *kprobev1.Event) (event.Event, error) {
 		Addr: p.GetAddr(), IP: p.GetIp(), ErrorCode: p.GetErrorCode(), KernelFault: p.GetKernelFault(),
 		Payload: p.GetPayload(), TraceID: p.GetTraceId(), SpanID: p.GetSpanId(), Service: p.GetService(),
 		SpanName: p.GetSpanName(), Join: p.GetJoin(),
+		Args: p.GetArgs(), Path: p.GetPath(), Truncated: p.GetTruncated(),
 	}
 	if len(p.GetAttrs()) > 0 {
 		e.Attrs = p.GetAttrs()

@@ -77,6 +77,14 @@ struct {
 	__type(value, __u32);
 } rw_parked SEC(".maps");
 
+/* This CPU's slot (an inlined array access). */
+static __always_inline struct rw_cpu *rw_this_cpu(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&rw_cpu, &zero);
+}
+
 static __always_inline __u32 park_bucket(__u64 usp)
 {
 	return (usp ^ (usp >> 12) ^ (usp >> 24)) >> 4 & (PARK_BUCKETS - 1);
@@ -245,8 +253,7 @@ int BPF_PROG(sys_enter_rw, struct pt_regs *regs, long nr)
 	if (!sc)
 		return 0;
 
-	__u32 zero = 0;
-	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	struct rw_cpu *c = rw_this_cpu();
 	if (!c)
 		return 0;
 	__u64 r = (__u64)regs;
@@ -286,8 +293,7 @@ int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
 	if (!sc)
 		return 0;
 
-	__u32 zero = 0;
-	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	struct rw_cpu *c = rw_this_cpu();
 	if (!c)
 		return 0;
 	__u64 r = (__u64)regs;
@@ -322,8 +328,7 @@ int BPF_PROG(sys_exit_rw, struct pt_regs *regs, long ret)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(rw_on_exec, struct task_struct *p)
 {
-	__u32 zero = 0;
-	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	struct rw_cpu *c = rw_this_cpu();
 	if (c) {
 		c->regs = 0;
 		c->pending = 0;
@@ -334,8 +339,7 @@ int BPF_PROG(rw_on_exec, struct task_struct *p)
 /* Called by on_sched_switch for the task leaving the CPU. */
 static __always_inline void rw_switch_out(struct task_struct *prev)
 {
-	__u32 zero = 0;
-	struct rw_cpu *c = bpf_map_lookup_elem(&rw_cpu, &zero);
+	struct rw_cpu *c = rw_this_cpu();
 	if (!c || !c->regs)
 		return;
 	if (c->pending) {

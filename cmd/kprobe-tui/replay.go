@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +10,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 
+	"github.com/kprobe/kprobe/api/client"
+	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
+	"github.com/kprobe/kprobe/pipeline/dataset"
+	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/replay"
 )
@@ -47,8 +54,14 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, replayUsage, "\nflags:\n"); fs.PrintDefaults() }
+	// A bad flag is one "replay:" line; the usage is for -h (on stdout).
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprint(stdout, replayUsage, "\nflags:\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
 	var (
 		src                 wire.Source
 		node, from, to      string
@@ -79,8 +92,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return replayFailed(stderr, err)
 	}
-	defer closeLog()
-	opts.Log = log
+	// The recording is read whole before the program starts, and the source let go.
+	evs, err := log.Syscalls(ctx, opts.Query)
+	closeLog()
+	if err != nil {
+		return replayFailed(stderr, fmt.Errorf("reading the recording of pid %d: %w", opts.Query.PID, err))
+	}
+	opts.Log = replay.Events(evs)
 
 	var traceOut *bufio.Writer
 	if trace != "" {
@@ -151,14 +169,65 @@ func replayOptions(pid uint, node, from, to, onDivergence string, tweaks []strin
 	return o, nil
 }
 
-// openReplayLog reads the recording through the use cases: from the stores, or through
-// an API that serves them.
+// openReplayLog reads the recording through the use-case layer when an API serves it
+// (the standalone recorder's socket under --data, or --api); a --data directory that no
+// recorder holds is read by a child process (kprobe-tui events), so that the embedded
+// engine, a C++ library with threads and signal handlers of its own, is never loaded in
+// the process that traces the program; a ClickHouse server is read directly.
 func openReplayLog(ctx context.Context, src wire.Source) (replay.Log, func(), error) {
+	if src.Data != "" && src.ClickHouse == "" && !src.API.Set() {
+		sock := client.SocketPath(src.Data)
+		if _, err := os.Stat(sock); err != nil {
+			return childLog{data: src.Data}, func() {}, nil
+		}
+		// Only the recorder's API: never the stores in this process, as datadir would.
+		c, err := apiflag.DialOptions(ctx, client.Options{Addr: "unix:" + sock})
+		if err != nil {
+			return nil, nil, err
+		}
+		return investigate.ReplayLog(c), func() { c.Close() }, nil
+	}
 	svc, err := src.Open(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	return investigate.ReplayLog(svc), func() { svc.Close() }, nil
+}
+
+// childLog reads a process's flight-recorder events from a --data directory with
+// 'kprobe-tui events' in a child process.
+type childLog struct{ data string }
+
+func (l childLog) Syscalls(ctx context.Context, q replay.Query) ([]event.Event, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"events", "--data", l.data, "--pid", strconv.FormatUint(uint64(q.PID), 10), "--type", "syscall"}
+	if q.Node != "" {
+		args = append(args, "--node", q.Node)
+	}
+	if q.From != 0 {
+		args = append(args, "--from", strconv.FormatInt(q.From, 10))
+	}
+	if q.To != 0 {
+		args = append(args, "--to", strconv.FormatInt(q.To, 10))
+	}
+	cmd := exec.CommandContext(ctx, self, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%s", strings.TrimSpace(strings.TrimPrefix(lastLine(errb.String()), "kprobe-tui: ")))
+	}
+	return dataset.ReadJSONL(&out)
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }
 
 func printReplaySummary(w io.Writer, s replay.Summary) {

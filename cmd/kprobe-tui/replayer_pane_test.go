@@ -15,20 +15,20 @@ import (
 	"github.com/kprobe/kprobe/ui/common"
 )
 
-// syscallLogOnly is a Service that answers SyscallLog from events in memory: the pane's
+// memoryLog is a Service that answers SyscallLog from events in memory: the pane's
 // adapter needs nothing else of it.
-type syscallLogOnly struct {
+type memoryLog struct {
 	investigate.Service
 	evs []event.Event
 }
 
-func (s syscallLogOnly) SyscallLog(context.Context, investigate.SyscallLogQuery) ([]event.Event, error) {
+func (s memoryLog) SyscallLog(context.Context, investigate.SyscallLogQuery) ([]event.Event, error) {
 	return s.evs, nil
 }
 
-// TestReplayerFeedsThePane: the workstation's replay pane gets the program's output, the
+// TestReplayPaneGetsOutputTraceAndSummary: the workstation's replay pane gets the program's output, the
 // marked trace and the experiment, from the real engine.
-func TestReplayerFeedsThePane(t *testing.T) {
+func TestReplayPaneGetsOutputTraceAndSummary(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("runs the replay engine: needs root (ptrace, seccomp), not in -short")
 	}
@@ -43,7 +43,7 @@ func TestReplayerFeedsThePane(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ch, err := newReplayer(syscallLogOnly{evs: evs}).Start(ctx, common.ReplayRequest{
+	ch, err := newReplayer(memoryLog{evs: evs}).Start(ctx, common.ReplayRequest{
 		Process: investigate.Process{PID: pid}, Program: []string{"cat", path}, Timing: "fast"})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,8 @@ package causal
 
 import (
 	"encoding/json"
+	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 
@@ -57,7 +59,17 @@ const (
 	PropSpanName    = "span_name"
 	PropPath        = "path" // JSON array of Step
 	PropName        = "name"
+	// PropDrawing ties an object's causes to one drawing of it: an object drawn again
+	// (more of its spans came later) keeps its earlier cause nodes, which readers skip.
+	PropDrawing = "drawing"
 )
+
+// drawing names one drawing of a result: what it covered.
+func drawing(r Result) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d/%d/%d", r.StartNs, r.DurationNs, r.SpanCount, r.Events)
+	return strconv.FormatUint(h.Sum64(), 36)
+}
 
 // SpanNodeID is a span's graph node ID.
 func SpanNodeID(traceID, spanID string) string { return "span/" + traceID + "/" + spanID }
@@ -80,7 +92,7 @@ func BuildGraph(r Result, m Mapping) Graph {
 		PropKind: r.Object.Kind, PropID: r.Object.ID, PropStartNs: itoa(r.StartNs), PropDurationNs: itoa(r.DurationNs),
 		PropStatus: r.Status, PropTraceID: r.TraceID, PropService: r.Service, PropNode: r.Node,
 		PropPID: itoa(int64(r.PID)), PropTID: itoa(int64(r.TID)), PropComm: r.Comm,
-		PropSpans: strconv.Itoa(len(r.Spans)), PropEvents: strconv.Itoa(r.Events)}})
+		PropSpans: strconv.Itoa(r.SpanCount), PropEvents: strconv.Itoa(r.Events), PropDrawing: drawing(r)}})
 
 	ids := map[string]bool{}
 	for _, s := range r.Spans {
@@ -118,6 +130,7 @@ func BuildGraph(r Result, m Mapping) Graph {
 		props[PropResource], props[PropSummary] = c.Resource, c.Summary
 		props[PropSpanID], props[PropSpanName] = c.SpanID, c.SpanName
 		props[PropPath], props[PropDurationNs] = string(path), itoa(r.DurationNs)
+		props[PropDrawing] = drawing(r)
 		if c.Process != nil {
 			props[PropNode], props[PropPID], props[PropComm] = c.Process.Node, itoa(int64(c.Process.PID)), c.Process.Comm
 		}

@@ -234,7 +234,7 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	hv := an.idx.view(holder, iv.a, iv.b)
 	var out []mark
 	for _, m := range resolve(an.threadMarks(hv, iv.a, iv.b, conf, join), iv.a, iv.b, &lock) {
-		if m.c.kind == KindUnexplained {
+		if !holderEvidence[m.rule] {
 			m.c, m.rule, m.conf, m.join = lock.c, lock.rule, lock.conf, lock.join
 		}
 		m.prio = prioBlocked
@@ -243,6 +243,14 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	}
 	return out
 }
+
+// holderEvidence are the rules whose finding about a holder's thread stands on an event
+// of its own (a switch-out while runnable, a syscall it was in, a fault run). A holder
+// thread merely blocked is not trusted further: under a runtime that moves work between
+// threads (Go, a JVM), the thread that let go is often not the one that did the work, and
+// its idle blocks say nothing about why the lock was held.
+var holderEvidence = map[string]bool{RulePreempted: true, RuleRunQueue: true, RuleFileSyscall: true,
+	RulePeerWait: true, RuleFaultRun: true, RuleWaker: true}
 
 // maxWakerChain bounds how many holders deep a wait is followed.
 const maxWakerChain = 3

@@ -253,3 +253,37 @@ func (r *recordingStore) InsertSpans(_ context.Context, s []span.Span) error {
 	r.spans += len(s)
 	return nil
 }
+
+// An object drawn again (more of its spans came later) reads back as its latest drawing
+// only: the earlier drawing's causes, still in the graph, are skipped.
+func TestRedrawnObjectReadsLatest(t *testing.T) {
+	w, spans := incidentWorld()
+	g := newMemGraph()
+	m := DefaultMapping()
+	idx := w.index()
+	obj := Object{LabelSettlement, "settlement", "1"}
+	first := Analyze(idx, Subject{Object: obj, Spans: spans[:2]})
+	// A cause the later drawing no longer finds.
+	first.Causes = append(first.Causes, Cause{Key: "storage|gone", Kind: KindStorage, ExplainedNs: 5 * ms, Rule: RuleFileSyscall})
+	if err := g.Write(context.Background(), BuildGraph(first, m)); err != nil {
+		t.Fatal(err)
+	}
+	// A retry of settlement 1 in settlement 2's slot: no preemption there.
+	retry := spans[3]
+	retry.Attrs = map[string]string{"settlement.id": "1"}
+	second := Analyze(idx, Subject{Object: obj, Spans: append(spans[:2:2], retry)})
+	if err := g.Write(context.Background(), BuildGraph(second, m)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadResult(context.Background(), g, "settlement", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, c := range got.Causes {
+		sum += c.ExplainedNs
+	}
+	if got.DurationNs != second.DurationNs || sum != second.DurationNs || len(got.Causes) != len(second.Causes) {
+		t.Errorf("read back %d causes adding to %d of %d; the latest drawing has %d causes", len(got.Causes), sum, got.DurationNs, len(second.Causes))
+	}
+}

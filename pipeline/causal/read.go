@@ -42,8 +42,8 @@ func ReadResult(ctx context.Context, r Reader, kind, id string) (Result, error) 
 			continue // a cause of an included object
 		}
 		n, e := path.Nodes[1], path.Edges[0]
-		if n.Label != LabelCause || n.Props[PropSubject] != obj {
-			continue
+		if n.Label != LabelCause || n.Props[PropSubject] != obj || n.Props[PropDrawing] != p[PropDrawing] {
+			continue // another object's, or an earlier drawing's
 		}
 		c, err := causeFromNode(n, e)
 		if err != nil {

@@ -27,7 +27,7 @@ const (
 	// A block ended by data on a socket: the receive must follow the wake-up this soon.
 	recvAfterWakeNs = 1_000_000
 	// Events this far around a window are read for context (what came before a block).
-	contextNs = 20_000_000
+	contextNs = 5_000_000
 )
 
 // Mark priorities: higher wins where marks overlap.

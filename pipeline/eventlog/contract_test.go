@@ -86,6 +86,11 @@ func fullEvents() []event.Event {
 			Addr: 0x7fffdeadbeef, IP: 0xffffffff81000000, ErrorCode: 6, KernelFault: true,
 		},
 		{
+			ID: 8, TsNs: t0 + 6, KtimeNs: 123456800, Node: "node-a", PID: 4242, TID: 4245, Type: event.TypeSyscall,
+			DurNs: 1_500, Syscall: "recvfrom", FD: 7, Bytes: 70000, Payload: []byte("amount=120\x00\xff"),
+			Args: []int64{7, 0x7ffd00001000, 1 << 20, 0, 0, -1}, Path: "/etc/ledger/rates.txt", Truncated: 4464,
+		},
+		{
 			ID: ^uint64(0), TsNs: t0 + 7, KtimeNs: ^uint64(0), Node: "node-a", PID: ^uint32(0), TID: ^uint32(0),
 			CPU: ^uint32(0), CgroupID: ^uint64(0), Type: event.Type(200), DurNs: ^uint64(0),
 			FD: -2147483648, Bytes: -9223372036854775808, Errno: 2147483647, Dev: ^uint64(0), Ino: ^uint64(0),
@@ -211,6 +216,14 @@ func testQueries(t *testing.T, open openFunc) {
 				t.Errorf("Count(%+v) = %d, want %d", tc.q, got, wantN)
 			}
 		})
+	}
+
+	// The flight recorder's events are part of the syscall log, arguments and all.
+	flight := event.Event{ID: 50, Node: "n9", PID: 500, TID: 501, TsNs: t0 + 5, Type: event.TypeSyscall,
+		Syscall: "openat", FD: -100, Bytes: 3, Args: []int64{-100, 140000000, 524288}, Path: "/srv/in.txt"}
+	mustInsert(t, s, []event.Event{flight})
+	if got, err := s.SyscallLog(ctx, "n9", 500, 0, 0); err != nil || !cmp.Equal([]event.Event{flight}, got, cmpEvents) {
+		t.Errorf("SyscallLog of a flight-recorded process = %+v, %v; want %+v", got, err, flight)
 	}
 
 	for _, tc := range []struct {

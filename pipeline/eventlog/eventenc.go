@@ -92,8 +92,11 @@ const (
 	ncService
 	ncSpanName
 	ncSpanJoin
-	ncAttrs
-	nativeColumns
+	ncPath
+	ncTruncated
+	ncArg0        // ncArg0 .. ncArg0+5
+	ncAttrs       = ncArg0 + 6
+	nativeColumns = ncAttrs + 1
 )
 
 // nativeBlock encodes one block. cols[i] holds column i's header (name, type; the first
@@ -168,6 +171,15 @@ func (nb *nativeBlock) encode(evs []event.Event) {
 		c[ncService] = appendString(c[ncService], e.Service)
 		c[ncSpanName] = appendString(c[ncSpanName], e.SpanName)
 		c[ncSpanJoin] = appendString(c[ncSpanJoin], e.Join)
+		c[ncPath] = appendString(c[ncPath], e.Path)
+		c[ncTruncated] = le.AppendUint64(c[ncTruncated], e.Truncated)
+		for a := range 6 {
+			var v int64
+			if a < len(e.Args) {
+				v = e.Args[a]
+			}
+			c[ncArg0+a] = le.AppendUint64(c[ncArg0+a], uint64(v))
+		}
 		for k, v := range e.Attrs {
 			nb.attrKeys = appendString(nb.attrKeys, k)
 			nb.attrValues = appendString(nb.attrValues, v)

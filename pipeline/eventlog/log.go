@@ -229,8 +229,8 @@ func (l *Log) Events(ctx context.Context, q Query) ([]event.Event, error) {
 	return out, nil
 }
 
-// SyscallLog returns a process's read and write events with their payloads, in order,
-// for replay. node "" matches any node; from/to as in Query.
+// SyscallLog returns a process's read and write events and its flight-recorder syscall
+// events, with their payloads, in order, for replay. node "" matches any node; from/to as in Query.
 func (l *Log) SyscallLog(ctx context.Context, node string, pid uint32, from, to int64) ([]event.Event, error) {
 	return l.Events(ctx, syscallQuery(node, pid, from, to))
 }
@@ -298,6 +298,15 @@ func (l *Log) ensureSchema(ctx context.Context) error {
 	if alter := b.alterWidePart(full); alter != "" {
 		if err := l.exec(ctx, alter); err != nil {
 			return fmt.Errorf("setting the part format: %w", err)
+		}
+	}
+	ddl, err := l.queryString(ctx, b.createTableQuery())
+	if err != nil {
+		return fmt.Errorf("reading table definition: %w", err)
+	}
+	if alter := b.alterAddColumns(ddl); alter != "" {
+		if err := l.exec(ctx, alter); err != nil {
+			return fmt.Errorf("adding the columns of this build to %s: %w", b.table, err)
 		}
 	}
 	return nil

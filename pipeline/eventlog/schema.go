@@ -72,6 +72,21 @@ const (
 	widePartSetting = widePartName + " = 268435456"
 )
 
+// alterAddColumns returns the ALTER that gives a table created by an older build the
+// columns added since (they are appended to the column list), or "" when it has them all.
+func (b builder) alterAddColumns(ddl string) string {
+	var add []string
+	for _, c := range events.cols {
+		if !strings.Contains(ddl, "`"+c.name+"` ") {
+			add = append(add, "ADD COLUMN IF NOT EXISTS "+c.name+" "+c.typ)
+		}
+	}
+	if len(add) == 0 {
+		return ""
+	}
+	return "ALTER TABLE " + b.table + " " + strings.Join(add, ", ")
+}
+
 // alterWidePart returns the ALTER that gives a table created before widePartSetting
 // existed the setting, or "" when it has one (an operator's own value is kept).
 func (b builder) alterWidePart(engineFull string) string {
@@ -243,7 +258,7 @@ func (b builder) totals(q Query) stmt {
 }
 
 func syscallQuery(node string, pid uint32, from, to int64) Query {
-	return Query{Node: node, PID: pid, From: from, To: to, Types: []event.Type{event.TypeRead, event.TypeWrite}}
+	return Query{Node: node, PID: pid, From: from, To: to, Types: []event.Type{event.TypeRead, event.TypeWrite, event.TypeSyscall}}
 }
 
 // spanGroups groups the spans that carry q.Key by its value: a group lasts from its

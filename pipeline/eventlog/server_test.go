@@ -53,11 +53,23 @@ type fakeConn struct {
 	queries    []string
 	args       [][]any
 	engineFull string
+	ddl        string             // create_table_query; "" for this build's table
 	rows       map[string][][]any // by table
 	canned     map[string][][]any // the answer to a query containing the key
 	sent       int
 	failSend   error
 	closed     bool
+}
+
+// serverDDL is the table's definition as a ClickHouse server shows it (names quoted).
+func serverDDL(cols []column[event.Event]) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE kp.kernel_events\n(\n")
+	for _, c := range cols {
+		fmt.Fprintf(&b, "    `%s` %s,\n", c.name, c.typ)
+	}
+	b.WriteString(")\nENGINE = ReplacingMergeTree")
+	return b.String()
 }
 
 // fakeTable is the table a statement names.
@@ -80,6 +92,12 @@ func (c *fakeConn) Query(_ context.Context, sql string, args ...any) (driver.Row
 	switch {
 	case strings.Contains(sql, "engine_full"):
 		return &fakeRows{rows: [][]any{{c.engineFull}}, i: -1}, nil
+	case strings.Contains(sql, "create_table_query"):
+		ddl := c.ddl
+		if ddl == "" {
+			ddl = serverDDL(events.cols)
+		}
+		return &fakeRows{rows: [][]any{{ddl}}, i: -1}, nil
 	case strings.HasPrefix(sql, "SELECT count()"):
 		return &fakeRows{rows: [][]any{{uint64(len(c.rows[Table]))}}, i: -1}, nil
 	case strings.HasPrefix(sql, "SELECT "+events.selectList()+" FROM"):
@@ -173,21 +191,27 @@ func TestServerSchema(t *testing.T) {
 		days       int
 		engineFull string // what the server reports after CREATE
 		wantAlter  string // "" for no ALTER
+		ddl        string // the table's columns, when not this build's
 	}{
-		{"new, keep forever", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1, min_bytes_for_wide_part = 268435456", ""},
+		{"new, keep forever", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1, min_bytes_for_wide_part = 268435456", "", ""},
 		{"made before the part-format setting", 0, "ReplacingMergeTree PARTITION BY x ORDER BY y SETTINGS ttl_only_drop_parts = 1",
-			"ALTER TABLE kp.kernel_events MODIFY SETTING min_bytes_for_wide_part = 268435456"},
-		{"operator's own part format", 0, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 0", ""},
-		{"new with retention", 7, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a, min_bytes_for_wide_part = 268435456", ""},
+			"ALTER TABLE kp.kernel_events MODIFY SETTING min_bytes_for_wide_part = 268435456", ""},
+		{"operator's own part format", 0, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 0", "", ""},
+		{"new with retention", 7, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS a, min_bytes_for_wide_part = 268435456", "", ""},
 		{"retention changed", 3, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(30) SETTINGS min_bytes_for_wide_part = 1",
-			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 3 DAY SETTINGS materialize_ttl_after_modify = 0"},
+			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 3 DAY SETTINGS materialize_ttl_after_modify = 0", ""},
 		{"retention added", 1, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 1",
-			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 1 DAY SETTINGS materialize_ttl_after_modify = 0"},
+			"ALTER TABLE kp.kernel_events MODIFY TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + INTERVAL 1 DAY SETTINGS materialize_ttl_after_modify = 0", ""},
 		{"retention removed", 0, "ReplacingMergeTree ORDER BY y TTL toDateTime(intDiv(ts_ns, 1000000000), 'UTC') + toIntervalDay(7) SETTINGS min_bytes_for_wide_part = 1",
-			"ALTER TABLE kp.kernel_events REMOVE TTL"},
+			"ALTER TABLE kp.kernel_events REMOVE TTL", ""},
+		{"made before the flight recorder's columns", 0, "ReplacingMergeTree ORDER BY y SETTINGS min_bytes_for_wide_part = 1",
+			"ALTER TABLE kp.kernel_events ADD COLUMN IF NOT EXISTS path String CODEC(ZSTD(1)), ADD COLUMN IF NOT EXISTS truncated UInt64, " +
+				"ADD COLUMN IF NOT EXISTS arg0 Int64, ADD COLUMN IF NOT EXISTS arg1 Int64, ADD COLUMN IF NOT EXISTS arg2 Int64, " +
+				"ADD COLUMN IF NOT EXISTS arg3 Int64, ADD COLUMN IF NOT EXISTS arg4 Int64, ADD COLUMN IF NOT EXISTS arg5 Int64",
+			serverDDL(slices.Delete(slices.Clone(events.cols), len(events.cols)-9, len(events.cols)-1))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &fakeConn{engineFull: tc.engineFull}
+			c := &fakeConn{engineFull: tc.engineFull, ddl: tc.ddl}
 			if _, err := newServer(context.Background(), c, Options{Database: "kp", RetentionDays: tc.days}); err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"fmt"
 	"net/netip"
 
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -64,8 +65,37 @@ var events = newTable(Table,
 	str("service", "LowCardinality(String)", func(e *ev) *string { return &e.Service }),
 	str("span_name", "LowCardinality(String)", func(e *ev) *string { return &e.SpanName }),
 	str("span_join", "LowCardinality(String)", func(e *ev) *string { return &e.Join }),
+	// The flight recorder's syscall events (added after the first tables: an older
+	// table gets them by ALTER, at its end; inserts and selects name their columns).
+	// Six argument columns rather than an array: zero for every other event, they
+	// compress to nothing.
+	str("path", "String CODEC(ZSTD(1))", func(e *ev) *string { return &e.Path }),
+	at("truncated", "UInt64", func(e *ev) *uint64 { return &e.Truncated }),
+	argColumn(0), argColumn(1), argColumn(2), argColumn(3), argColumn(4), argColumn(5),
+	// Last: the hand encoder (eventenc.go) writes the map's nested columns after all others.
 	strMap("attrs", "Map(LowCardinality(String), String)", func(e *ev) *map[string]string { return &e.Attrs }),
 )
+
+// argColumn is the syscall argument i of a syscall event. Reading back, an event gets
+// Args only as long as its last non-zero argument needs (other events get none).
+func argColumn(i int) column[ev] {
+	return conv(fmt.Sprintf("arg%d", i), "Int64",
+		func(e *ev) int64 {
+			if i < len(e.Args) {
+				return e.Args[i]
+			}
+			return 0
+		},
+		func(e *ev, v int64) {
+			if v == 0 && i >= len(e.Args) {
+				return
+			}
+			for len(e.Args) <= i {
+				e.Args = append(e.Args, 0)
+			}
+			e.Args[i] = v
+		})
+}
 
 type sp = span.Span
 

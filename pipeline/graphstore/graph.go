@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 
 	"github.com/kprobe/kprobe/pipeline/causal"
@@ -14,22 +13,29 @@ import (
 // would if they came in separate writes: a node written twice keeps the last label and the
 // union of its properties (later values win), an edge written twice with the same (From,
 // To, Type) keeps the last one. Items keep the order of their first appearance. Nothing
-// is written when this fails, so the error names the first offending item.
+// is written when this fails, so the error names the first offending item. The result
+// shares property maps and evidence with g (a merged node gets a map of its own): the
+// stores encode it before Write returns, and the caller does not change g meanwhile.
 func Normalize(g causal.Graph) (causal.Graph, error) {
-	var out causal.Graph
+	out := causal.Graph{Nodes: make([]causal.Node, 0, len(g.Nodes)), Edges: make([]causal.Edge, 0, len(g.Edges))}
 	nodes := make(map[string]int, len(g.Nodes))
 	for i, n := range g.Nodes {
 		if err := checkNode(n); err != nil {
 			return causal.Graph{}, fmt.Errorf("node %d (%q): %w", i, n.ID, err)
 		}
+		if len(n.Props) == 0 {
+			n.Props = nil
+		}
 		if j, ok := nodes[n.ID]; ok {
 			prev := &out.Nodes[j]
 			prev.Label = n.Label
-			prev.Props = mergeProps(prev.Props, n.Props)
+			if len(n.Props) > 0 {
+				prev.Props = mergeProps(mergeProps(nil, prev.Props), n.Props)
+			}
 			continue
 		}
 		nodes[n.ID] = len(out.Nodes)
-		out.Nodes = append(out.Nodes, causal.Node{ID: n.ID, Label: n.Label, Props: mergeProps(nil, n.Props)})
+		out.Nodes = append(out.Nodes, n)
 	}
 	type key struct{ from, to, typ string }
 	edges := make(map[key]int, len(g.Edges))
@@ -37,7 +43,6 @@ func Normalize(g causal.Graph) (causal.Graph, error) {
 		if err := checkEdge(e); err != nil {
 			return causal.Graph{}, fmt.Errorf("edge %d (%s -%s-> %s): %w", i, e.From, e.Type, e.To, err)
 		}
-		e.Evidence = slices.Clip(slices.Clone(e.Evidence))
 		if len(e.Evidence) == 0 {
 			e.Evidence = nil
 		}

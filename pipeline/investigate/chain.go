@@ -45,7 +45,7 @@ func (c Chains) Chain(ctx context.Context, ref Ref) (Chain, error) {
 		r, err := causal.ReadResult(ctx, c.Graph, ref.Kind, ref.ID)
 		switch {
 		case err == nil:
-			return toChain(r), nil
+			return ChainOf(r), nil
 		case ctx.Err() != nil:
 			return Chain{}, ctx.Err()
 		case c.Log == nil && errors.Is(err, causal.ErrNotFound):
@@ -63,7 +63,7 @@ func (c Chains) Chain(ctx context.Context, ref Ref) (Chain, error) {
 	if err != nil {
 		return Chain{}, err
 	}
-	return toChain(r), nil
+	return ChainOf(r), nil
 }
 
 // KindsOf is the business mapping's concepts as the kinds Subjects lists, so one file
@@ -90,8 +90,8 @@ func (c Chains) logger() *slog.Logger {
 	return c.Logger
 }
 
-// toChain turns the causal engine's result into the use-case contract.
-func toChain(r causal.Result) Chain {
+// ChainOf turns the causal engine's result into the use-case contract.
+func ChainOf(r causal.Result) Chain {
 	ch := Chain{Subject: Subject{Kind: r.Object.Kind, ID: r.Object.ID, StartNs: r.StartNs, DurationNs: r.DurationNs,
 		Status: r.Status, TraceID: r.TraceID, Service: r.Service, Node: r.Node, PID: r.PID, Comm: r.Comm,
 		Spans: r.SpanCount, Events: r.Events}, Causes: make([]Cause, 0, len(r.Causes))}

@@ -306,6 +306,7 @@ env)
 	echo "KPROBE_NEO4J_USER=neo4j"
 	echo "KPROBE_NEO4J_PASSWORD_FILE=$PASSWORD_FILE"
 	echo "KPROBE_NEO4J_CA_FILE=$TLS_DIR/ca.crt"
+	echo "KPROBE_NEO4J_PID_FILE=$PID_FILE"
 	;;
 *)
 	echo "usage: $0 {fetch|start|stop|status|restart|env}" >&2

@@ -674,7 +674,12 @@ type Event struct {
 	// tid, pid, or "" when unmatched.
 	Join string `protobuf:"bytes,38,opt,name=join,proto3" json:"join,omitempty"`
 	// Business keys from the span (settlement.id, payment.id, ...).
-	Attrs         map[string]string `protobuf:"bytes,39,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Attrs map[string]string `protobuf:"bytes,39,rep,name=attrs,proto3" json:"attrs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// syscall (the flight recorder's, for replay): the raw arguments, the path opened, and
+	// how many bytes the call moved beyond payload.
+	Args          []int64 `protobuf:"varint,40,rep,packed,name=args,proto3" json:"args,omitempty"`
+	Path          string  `protobuf:"bytes,41,opt,name=path,proto3" json:"path,omitempty"`
+	Truncated     uint64  `protobuf:"varint,42,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -980,6 +985,27 @@ func (x *Event) GetAttrs() map[string]string {
 		return x.Attrs
 	}
 	return nil
+}
+
+func (x *Event) GetArgs() []int64 {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *Event) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Event) GetTruncated() uint64 {
+	if x != nil {
+		return x.Truncated
+	}
+	return 0
 }
 
 type ListSettlementsRequest struct {
@@ -1946,7 +1972,7 @@ const file_investigation_proto_rawDesc = "" +
 	" \x01(\tR\bresource\x12\x18\n" +
 	"\asummary\x18\v \x01(\tR\asummary\x12\x1a\n" +
 	"\bevidence\x18\f \x03(\tR\bevidence\x12#\n" +
-	"\x04path\x18\r \x03(\v2\x0f.kprobe.v1.StepR\x04path\"\x84\b\n" +
+	"\x04path\x18\r \x03(\v2\x0f.kprobe.v1.StepR\x04path\"\xca\b\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x13\n" +
 	"\x05ts_ns\x18\x02 \x01(\x03R\x04tsNs\x12\x19\n" +
@@ -1989,7 +2015,10 @@ const file_investigation_proto_rawDesc = "" +
 	"\aservice\x18$ \x01(\tR\aservice\x12\x1b\n" +
 	"\tspan_name\x18% \x01(\tR\bspanName\x12\x12\n" +
 	"\x04join\x18& \x01(\tR\x04join\x121\n" +
-	"\x05attrs\x18' \x03(\v2\x1b.kprobe.v1.Event.AttrsEntryR\x05attrs\x1a8\n" +
+	"\x05attrs\x18' \x03(\v2\x1b.kprobe.v1.Event.AttrsEntryR\x05attrs\x12\x12\n" +
+	"\x04args\x18( \x03(\x03R\x04args\x12\x12\n" +
+	"\x04path\x18) \x01(\tR\x04path\x12\x1c\n" +
+	"\ttruncated\x18* \x01(\x04R\ttruncated\x1a8\n" +
 	"\n" +
 	"AttrsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +

@@ -50,16 +50,24 @@ func deletePrefix(t testing.TB, opts Options, prefix string) {
 	}
 }
 
-func TestDeleteRemovesOnlyThePrefix(t *testing.T) {
+// openTest opens a store on the test server for one test, with an ID prefix of its own
+// whose nodes are deleted when the test ends.
+func openTest(t *testing.T, name string) (s *Store, prefix string) {
+	t.Helper()
 	opts := testOptions(t)
-	ctx := context.Background()
-	s, err := Open(ctx, opts)
+	s, err := Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	p := fmt.Sprintf("kprobe-test-delete-%d/", time.Now().UnixNano())
-	t.Cleanup(func() { deletePrefix(t, opts, p) })
+	t.Cleanup(func() { s.Close() })
+	prefix = fmt.Sprintf("kprobe-test-%s-%d/", name, time.Now().UnixNano())
+	t.Cleanup(func() { deletePrefix(t, opts, prefix) })
+	return s, prefix
+}
+
+func TestDeleteRemovesOnlyThePrefix(t *testing.T) {
+	ctx := context.Background()
+	s, p := openTest(t, "delete")
 	g := causal.Graph{
 		Nodes: []causal.Node{{ID: p + "a/1", Label: causal.LabelSpan}, {ID: p + "b/1", Label: causal.LabelSpan}},
 		Edges: []causal.Edge{{From: p + "a/1", To: p + "b/1", Type: "CHILD_OF"}},

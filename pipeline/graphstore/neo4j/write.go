@@ -14,14 +14,26 @@ import (
 )
 
 // statement is one UNWIND query and its rows; a Write is a list of them, cut into
-// transactions of at most BatchRows rows.
+// transactions of at most BatchRows rows. Rows are sent as columns (one list per field,
+// indexed by row number in the query): Bolt packs a list of strings far more cheaply
+// than a map per row, and the client shares the machine with the server.
 type statement struct {
 	query  string
-	params map[string]any // besides $rows
-	rows   []any
+	params map[string]any // besides the columns
+	rows   []any          // string (bare node), nodeRow or *edgeRow; one kind per statement
 	// edges: the query that finds endpoints by ID, for rows whose nodes could not be
 	// found by element ID (see edgeQuery).
 	byID string
+}
+
+type nodeRow struct {
+	id    string
+	props map[string]string
+}
+
+type edgeRow struct {
+	e    *causal.Edge
+	a, b string // element IDs of From and To, once the nodes are written
 }
 
 // Write merges g into the graph. Nodes and edges are MERGEd on their keys (node ID; edge
@@ -48,8 +60,8 @@ func (s *Store) Write(ctx context.Context, g causal.Graph) error {
 	}
 	for _, st := range edges {
 		for _, r := range st.rows {
-			row := r.(map[string]any)
-			row["a"], row["b"] = eids.m[row["from"].(string)], eids.m[row["to"].(string)]
+			row := r.(*edgeRow)
+			row.a, row.b = eids.m[row.e.From], eids.m[row.e.To]
 		}
 	}
 	if err := s.commitAll(ctx, batches(edges, s.opts.BatchRows), nil); err != nil {
@@ -119,11 +131,7 @@ func plan(g causal.Graph) (nodes, edges []statement) {
 	inBatch := make(map[string]bool, len(g.Nodes))
 	for _, n := range g.Nodes {
 		inBatch[n.ID] = true
-		props := make(map[string]any, len(n.Props))
-		for k, v := range n.Props {
-			props[k] = v
-		}
-		byLabel[n.Label] = append(byLabel[n.Label], map[string]any{"id": n.ID, "props": props})
+		byLabel[n.Label] = append(byLabel[n.Label], nodeRow{id: n.ID, props: n.Props})
 	}
 	for _, label := range slices.Sorted(maps.Keys(byLabel)) {
 		nodes = append(nodes, statement{query: nodeQuery(label), params: map[string]any{"label": label}, rows: byLabel[label]})
@@ -131,14 +139,15 @@ func plan(g causal.Graph) (nodes, edges []statement) {
 
 	var bare []any
 	byType := map[string][]any{}
-	for _, e := range g.Edges {
+	for i := range g.Edges {
+		e := &g.Edges[i]
 		for _, id := range []string{e.From, e.To} {
 			if !inBatch[id] {
 				inBatch[id] = true
 				bare = append(bare, id)
 			}
 		}
-		byType[e.Type] = append(byType[e.Type], edgeRow(e))
+		byType[e.Type] = append(byType[e.Type], &edgeRow{e: e})
 	}
 	if len(bare) > 0 {
 		nodes = append(nodes, statement{query: bareNodeQuery, rows: bare})
@@ -150,19 +159,20 @@ func plan(g causal.Graph) (nodes, edges []statement) {
 }
 
 // nodeQuery MERGEs nodes of one label. A node written before under another label loses
-// it, so label scans (the chain query matches :Cause) stay true.
+// it, so label scans (the chain query matches :Cause) stay true. It returns the element
+// IDs of the nodes by row number.
 func nodeQuery(label string) string {
-	return `UNWIND $rows AS row
-MERGE (n:KprobeNode {_id: row.id})
-WITH n, row, n._label AS old
+	return `UNWIND range(0, size($ids) - 1) AS i
+MERGE (n:KprobeNode {_id: $ids[i]})
+WITH i, n, n._label AS old
 FOREACH (o IN CASE WHEN old IS NOT NULL AND old <> $label THEN [old] ELSE [] END | REMOVE n:$(o))
-SET n:` + label + `, n._label = $label, n += row.props
-RETURN row.id AS id, elementId(n) AS eid`
+SET n:` + label + `, n._label = $label, n += $props[i]
+RETURN collect(i) AS idx, collect(elementId(n)) AS eids`
 }
 
-const bareNodeQuery = `UNWIND $rows AS id
-MERGE (n:KprobeNode {_id: id})
-RETURN id, elementId(n) AS eid`
+const bareNodeQuery = `UNWIND range(0, size($ids) - 1) AS i
+MERGE (n:KprobeNode {_id: $ids[i]})
+RETURN collect(i) AS idx, collect(elementId(n)) AS eids`
 
 // edgeQuery MERGEs edges of one type, finding endpoints by element ID and checking
 // their IDs (an element ID can be reused once its node is deleted): a row whose
@@ -170,47 +180,73 @@ RETURN id, elementId(n) AS eid`
 // property is set, evidence to null when there is none, so a re-written edge is
 // replaced; naming them (not SET r = map) spares the plan an Eager step.
 func edgeQuery(typ string) string {
-	return `UNWIND $rows AS row
-MATCH (a) WHERE elementId(a) = row.a
-MATCH (b) WHERE elementId(b) = row.b
-WITH row, a, b WHERE a._id = row.from AND b._id = row.to
-` + mergeEdge(typ) + `
-RETURN count(*) AS n`
+	return `UNWIND range(0, size($from) - 1) AS i
+MATCH (a) WHERE elementId(a) = $a[i]
+MATCH (b) WHERE elementId(b) = $b[i]
+WITH i, a, b WHERE a._id = $from[i] AND b._id = $to[i]
+` + mergeEdge(typ)
 }
 
 func edgeQueryByID(typ string) string {
-	return `UNWIND $rows AS row
-MATCH (a:KprobeNode {_id: row.from})
-MATCH (b:KprobeNode {_id: row.to})
-` + mergeEdge(typ) + `
-RETURN count(*) AS n`
+	return `UNWIND range(0, size($from) - 1) AS i
+MATCH (a:KprobeNode {_id: $from[i]})
+MATCH (b:KprobeNode {_id: $to[i]})
+` + mergeEdge(typ)
 }
 
 func mergeEdge(typ string) string {
 	return `MERGE (a)-[r:` + typ + `]->(b)
-SET r.explained_ns = row.explained_ns, r.rule = row.rule, r.confidence = row.confidence,
-    r.join = row.join, r.evidence = row.evidence`
+SET r.explained_ns = $explained[i], r.rule = $rule[i], r.confidence = $confidence[i],
+    r.join = $join[i], r.evidence = $evidence[i]
+RETURN count(*) AS n`
 }
 
-func edgeRow(e causal.Edge) map[string]any {
-	row := map[string]any{
-		"from":         e.From,
-		"to":           e.To,
-		"explained_ns": e.ExplainedNs,
-		"rule":         e.Rule,
-		"confidence":   e.Confidence,
-		"join":         e.Join,
-		"evidence":     nil,
+// columns turns a statement's rows into its query parameters.
+func (st statement) columns() map[string]any {
+	p := make(map[string]any, len(st.params)+9)
+	for k, v := range st.params {
+		p[k] = v
 	}
-	if len(e.Evidence) > 0 {
-		// Bolt integers are signed: event IDs keep their bits and come back as uint64.
-		ev := make([]int64, len(e.Evidence))
-		for i, id := range e.Evidence {
-			ev[i] = int64(id)
+	n := len(st.rows)
+	switch st.rows[0].(type) {
+	case string:
+		ids := make([]string, n)
+		for i, r := range st.rows {
+			ids[i] = r.(string)
 		}
-		row["evidence"] = ev
+		p["ids"] = ids
+	case nodeRow:
+		ids, props := make([]string, n), make([]any, n)
+		for i, r := range st.rows {
+			row := r.(nodeRow)
+			ids[i], props[i] = row.id, row.props
+			if row.props == nil {
+				props[i] = map[string]string{}
+			}
+		}
+		p["ids"], p["props"] = ids, props
+	case *edgeRow:
+		from, to, a, b := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		explained, confidence := make([]int64, n), make([]float64, n)
+		rule, join, evidence := make([]string, n), make([]string, n), make([]any, n)
+		for i, r := range st.rows {
+			row := r.(*edgeRow)
+			e := row.e
+			from[i], to[i], a[i], b[i] = e.From, e.To, row.a, row.b
+			explained[i], confidence[i], rule[i], join[i] = e.ExplainedNs, e.Confidence, e.Rule, e.Join
+			if len(e.Evidence) > 0 {
+				// Bolt integers are signed: event IDs keep their bits and come back as uint64.
+				ev := make([]int64, len(e.Evidence))
+				for j, id := range e.Evidence {
+					ev[j] = int64(id)
+				}
+				evidence[i] = ev
+			}
+		}
+		p["from"], p["to"], p["a"], p["b"] = from, to, a, b
+		p["explained"], p["confidence"], p["rule"], p["join"], p["evidence"] = explained, confidence, rule, join, evidence
 	}
-	return row
+	return p
 }
 
 // batches cuts statements into transactions of at most max rows each, splitting a
@@ -244,34 +280,39 @@ func batches(stmts []statement, max int) [][]statement {
 func (s *Store) commit(ctx context.Context, tx []statement, eids *elementIDs) error {
 	sess := s.session(ctx, driver.AccessModeWrite)
 	defer sess.Close(context.WithoutCancel(ctx))
+	params := make([]map[string]any, len(tx))
+	for i, st := range tx {
+		params[i] = st.columns()
+	}
 	var got [][2]string
 	_, err := sess.ExecuteWrite(ctx, func(t driver.ManagedTransaction) (any, error) {
 		got = got[:0] // a retry starts over
-		for _, st := range tx {
-			params := map[string]any{"rows": st.rows}
-			for k, v := range st.params {
-				params[k] = v
-			}
-			res, err := t.Run(ctx, st.query, params)
+		for i, st := range tx {
+			res, err := t.Run(ctx, st.query, params[i])
 			if err != nil {
 				return nil, err
 			}
-			recs, err := res.Collect(ctx)
+			rec, err := res.Single(ctx)
 			if err != nil {
 				return nil, err
 			}
 			if st.byID != "" {
-				if n, _ := recs[0].Values[0].(int64); int(n) < len(st.rows) {
-					if err := runByID(ctx, t, st, params); err != nil {
+				if n, _ := rec.Values[0].(int64); int(n) < len(st.rows) {
+					if err := runByID(ctx, t, st.byID, params[i]); err != nil {
 						return nil, err
 					}
 				}
 				continue
 			}
-			for _, r := range recs {
-				id, _ := r.Values[0].(string)
-				eid, _ := r.Values[1].(string)
-				got = append(got, [2]string{id, eid})
+			idx, _ := rec.Values[0].([]any)
+			eid, _ := rec.Values[1].([]any)
+			ids := params[i]["ids"].([]string)
+			for j := range min(len(idx), len(eid)) {
+				k, _ := idx[j].(int64)
+				e, _ := eid[j].(string)
+				if k >= 0 && int(k) < len(ids) {
+					got = append(got, [2]string{ids[k], e})
+				}
 			}
 		}
 		return nil, nil
@@ -289,8 +330,8 @@ func (s *Store) commit(ctx context.Context, tx []statement, eids *elementIDs) er
 
 // runByID writes a statement's edges finding the endpoints by ID: the rare path, when
 // an element ID went stale between the node and the edge transactions.
-func runByID(ctx context.Context, t driver.ManagedTransaction, st statement, params map[string]any) error {
-	res, err := t.Run(ctx, st.byID, params)
+func runByID(ctx context.Context, t driver.ManagedTransaction, query string, params map[string]any) error {
+	res, err := t.Run(ctx, query, params)
 	if err != nil {
 		return err
 	}

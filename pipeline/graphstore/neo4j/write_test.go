@@ -2,9 +2,7 @@ package neo4j
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -50,21 +48,14 @@ func TestBatches(t *testing.T) {
 // TestStaleElementIDsFallBackToIDs: an edge statement whose element IDs find nothing (the
 // node was deleted and its ID reused, or never returned) still writes its edges, by ID.
 func TestStaleElementIDsFallBackToIDs(t *testing.T) {
-	opts := testOptions(t)
 	ctx := context.Background()
-	s, err := Open(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	p := fmt.Sprintf("kprobe-test-stale-%d/", time.Now().UnixNano())
-	t.Cleanup(func() { deletePrefix(t, opts, p) })
+	s, p := openTest(t, "stale")
 	a, b := p+"a", p+"b"
 	if err := s.Write(ctx, causal.Graph{Nodes: []causal.Node{{ID: a, Label: causal.LabelSpan}, {ID: b, Label: causal.LabelCause}}}); err != nil {
 		t.Fatal(err)
 	}
-	row := edgeRow(causal.Edge{From: a, To: b, Type: "CAUSED_BY", ExplainedNs: 5})
-	row["a"], row["b"] = "4:00000000-0000-0000-0000-000000000000:999999999", "nonsense"
+	row := &edgeRow{e: &causal.Edge{From: a, To: b, Type: "CAUSED_BY", ExplainedNs: 5},
+		a: "4:00000000-0000-0000-0000-000000000000:999999999", b: "nonsense"}
 	st := statement{query: edgeQuery("CAUSED_BY"), byID: edgeQueryByID("CAUSED_BY"), rows: []any{row}}
 	if err := s.commit(ctx, []statement{st}, nil); err != nil {
 		t.Fatal(err)
