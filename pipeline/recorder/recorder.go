@@ -123,15 +123,10 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 				probes = nil
 				continue
 			}
-			buf = buf[:0]
-			for i := range batch {
-				if r.fromLauncher(&batch[i]) {
-					continue
-				}
-				buf = append(buf, event.Event{})
-				Convert(r.node, clock, &batch[i], &buf[len(buf)-1])
-				r.counts[buf[len(buf)-1].Type].Add(1)
-			}
+			buf = convertAll(buf, batch, r.fromLauncher, func(in *bpf.Event, out *event.Event) {
+				Convert(r.node, clock, in, out)
+				r.counts[out.Type].Add(1)
+			})
 			write()
 			r.probes.Release(batch)
 		case calls, ok := <-flight:
@@ -139,15 +134,10 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 				flight = nil
 				continue
 			}
-			buf = buf[:0]
-			for i := range calls {
-				if r.launcherCall(&calls[i]) {
-					continue
-				}
-				buf = append(buf, event.Event{})
-				ConvertFlight(r.node, clock, &calls[i], &buf[len(buf)-1])
+			buf = convertAll(buf, calls, r.launcherCall, func(in *bpf.FlightCall, out *event.Event) {
+				ConvertFlight(r.node, clock, in, out)
 				r.counts[event.TypeSyscall].Add(1)
-			}
+			})
 			write()
 		}
 	}
@@ -156,6 +146,19 @@ func (r *Recorder) Run(ctx context.Context, sink Sink) error {
 		err = errors.Join(err, <-errc)
 	}
 	return err
+}
+
+// convertAll fills buf (reused) with the samples of in that skip keeps, converted.
+func convertAll[T any](buf []event.Event, in []T, skip func(*T) bool, convert func(*T, *event.Event)) []event.Event {
+	buf = buf[:0]
+	for i := range in {
+		if skip(&in[i]) {
+			continue
+		}
+		buf = append(buf, event.Event{})
+		convert(&in[i], &buf[len(buf)-1])
+	}
+	return buf
 }
 
 // launcherCall reports a flight-recorder call of the launcher before it exec'd the
