@@ -38,12 +38,37 @@ type config struct {
 }
 
 func parseConfig(args []string, getenv func(string) string) (config, error) {
+	var c config
+	fs := newFlagSet(&c, getenv)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return config{}, err
+		}
+		return config{}, fmt.Errorf("%w (kprobe-demo --help lists the flags)", err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q (kprobe-demo takes flags only)", fs.Args())
+	}
+	return c, c.validate()
+}
+
+// usage is what --help prints.
+func usage(getenv func(string) string) string {
+	var b strings.Builder
+	fs := newFlagSet(&config{}, getenv)
+	fs.SetOutput(&b)
+	b.WriteString("usage: kprobe-demo [flags]\n\nA payment service that settles payments, traced with OpenTelemetry, for kprobe to record.\n\n")
+	fs.PrintDefaults()
+	return b.String()
+}
+
+func newFlagSet(c *config, getenv func(string) string) *flag.FlagSet {
 	defaultOTLP := getenv("OTEL_EXPORTER_OTLP_ENDPOINT")
 	if defaultOTLP == "" {
 		defaultOTLP = "127.0.0.1:4317"
 	}
-	var c config
 	fs := flag.NewFlagSet("kprobe-demo", flag.ContinueOnError)
+	// Parse errors are returned, once, as one line: not printed here with the whole usage.
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.otlp, "otlp", defaultOTLP, `OTLP gRPC endpoint (host:port or URL; "" disables export; default $OTEL_EXPORTER_OTLP_ENDPOINT)`)
 	fs.StringVar(&c.ledger, "ledger", "", "ledger file to append to (default: a temporary file, removed at exit)")
@@ -57,13 +82,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.firstPayment, "first-payment", 98713, "number of the first payment (payments are PAY-<n>)")
 	fs.IntVar(&c.windowSettlements, "window-settlements", 8, "settlements per clearing window")
 	fs.BoolVar(&c.startSignal, "start-signal", false, `print "ready pid=N" and wait for a newline on stdin before working, so a recorder can attach first`)
-	if err := fs.Parse(args); err != nil {
-		return config{}, fmt.Errorf("parsing flags: %w", err)
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	return c, c.validate()
+	return fs
 }
 
 func (c config) validate() error {

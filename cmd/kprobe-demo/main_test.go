@@ -238,6 +238,8 @@ func TestParseConfig(t *testing.T) {
 		{name: "incident settlement out of range", args: []string{"--incident", "cpu-hog", "--incident-settlement", "1"}, wantErr: "not among settlements"},
 		{name: "no settlements", args: []string{"--settlements", "0"}, wantErr: "--settlements"},
 		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
+		{name: "unknown flag", args: []string{"--bogus"}, wantErr: "flag provided but not defined: -bogus (kprobe-demo --help lists the flags)"},
+		{name: "bad number", args: []string{"--settlements", "x"}, wantErr: `invalid value "x" for flag -settlements`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,5 +257,20 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		})
+	}
+}
+
+// TestHelp: --help prints the usage on stdout and succeeds.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h"} {
+		var out strings.Builder
+		if err := run(context.Background(), []string{arg}, strings.NewReader(""), &out); err != nil {
+			t.Fatalf("%s: %v", arg, err)
+		}
+		for _, want := range []string{"usage: kprobe-demo", "-settlements", "-incident"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("%s printed no %q:\n%s", arg, want, out.String())
+			}
+		}
 	}
 }
