@@ -34,12 +34,12 @@ type Options struct {
 	QueueLen     int      // decoded batches of up to 1024 events handed to the consumer ahead (default 4)
 }
 
-// Defaults. They are sized for bursts (BenchmarkBurst in pipeline/recorder):
-// on two cores a consumer writing JSONL to a file falls behind a 1 M/s
-// write(2) loop for as long as it lasts, and one starved of CPU falls behind
-// anything for a while. The queue behind the reader holds 64 MiB of raw
-// samples (~330 Ki events, taken only while a backlog lasts) and the
-// 16 MiB ring ~87 Ki more.
+// Defaults. They are sized for bursts (BenchmarkBurst in pipeline/recorder,
+// BENCHMARKS.md): on two cores a consumer writing JSONL to a file falls
+// behind a 1 M/s write(2) loop for as long as it lasts, and one starved of
+// CPU falls behind anything for a while. The queue behind the reader holds
+// 64 MiB of raw samples (~330k events, taken only while a backlog lasts)
+// and the 16 MiB ring ~84k more.
 const (
 	DefaultRingBytes   = 16 << 20
 	DefaultBufferBytes = 64 << 20
