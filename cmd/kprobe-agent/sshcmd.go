@@ -13,13 +13,13 @@ import (
 
 	"github.com/kprobe/kprobe/api/frontdoor"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/ui"
 )
 
 // runSSH serves the workstation over SSH: the on-call SRE needs nothing installed.
 func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-agent ssh", flag.ContinueOnError)
 	var listen, keys, hostKey, logLevel string
 	var maxSessions int
 	var api apiflag.Client
@@ -30,10 +30,10 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&maxSessions, "max-sessions", 32, "sessions at once")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-agent ssh --authorized-keys FILE --api HOST:PORT [flags]\n\nEach SSH session gets its own workstation over the data behind --api.\nReplay is not offered over SSH: it runs programs, so it runs on the SRE's own machine (kprobe-tui replay --api).\n\n")
+		fmt.Fprint(fs.Output(), "usage: kprobe-agent ssh --authorized-keys FILE --api HOST:PORT [flags]\n\nEach SSH session gets its own workstation over the data behind --api.\nReplay is not offered over SSH: it runs programs, so it runs on the SRE's own machine (kprobe-tui replay --api).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

@@ -3,6 +3,7 @@ package eventlog
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/unix"
 )
 
 // A small purego binding to libchdb.so's C API (chdb.h). chdb-go is not used because it
@@ -70,7 +72,14 @@ func loadLibrary(path string) (*chdbLib, error) {
 		}
 		return loaded.lib, nil
 	}
-	if fi, err := os.Stat(path); err != nil || fi.IsDir() {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.IsDir() {
+		err = unix.Access(path, unix.R_OK)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("embedded ClickHouse engine (libchdb.so) at %s: permission denied: make it readable to this user, or set CHDB_LIB_PATH to a copy it can read", path)
+	}
+	if err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("embedded ClickHouse engine (libchdb.so) not found at %s: run `make chdb` or scripts/chdb/fetch.sh, or set CHDB_LIB_PATH", path)
 	}
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)

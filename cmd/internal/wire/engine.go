@@ -12,6 +12,7 @@ import (
 	"github.com/kprobe/kprobe/api/live"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/cmd/internal/chflag"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
@@ -48,16 +49,16 @@ type EngineFlags struct {
 func (f *EngineFlags) Register(fs *flag.FlagSet, shape Shape) {
 	f.shape = shape
 	if shape == Standalone {
-		fs.StringVar(&f.Data, "data", Env("DATA", ""), "directory of the embedded stores (required)")
+		fs.StringVar(&f.Data, "data", cli.Env("DATA", ""), "directory of the embedded stores (required)")
 	} else {
-		fs.StringVar(&f.ClickHouse, "clickhouse", Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
-		fs.StringVar(&f.Data, "data", Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
+		fs.StringVar(&f.ClickHouse, "clickhouse", cli.Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
+		fs.StringVar(&f.Data, "data", cli.Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
 		f.CH.Register(fs)
 	}
 	f.OTLP.Register(fs)
 	f.Causal.Register(fs)
 	f.API.Register(fs, "")
-	fs.DurationVar(&f.Lateness, "lateness", EnvDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
+	cli.DurationVar(fs, &f.Lateness, "lateness", "LATENESS", 2*time.Second, "how late a span or event may arrive and still be joined")
 	fs.IntVar(&f.RetentionDays, "retention-days", 0, "drop events older than this many days (0: keep)")
 }
 
@@ -68,6 +69,12 @@ func (f *EngineFlags) Check() error {
 		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
 	case f.shape == Cluster && (f.ClickHouse == "") == (f.Data == ""):
 		return fmt.Errorf("give exactly one of --clickhouse ADDR or --data DIR for the event log")
+	case f.Lateness < 0:
+		return fmt.Errorf("--lateness %v: must not be negative", f.Lateness)
+	case f.RetentionDays < 0:
+		return fmt.Errorf("--retention-days %d: want 0 (keep) or more", f.RetentionDays)
+	case f.Causal.Retain <= 0:
+		return fmt.Errorf("--causal-retain %v: must be positive", f.Causal.Retain)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/otlp"
 )
 
@@ -22,8 +23,8 @@ type OTLPFlags struct {
 
 // Register adds --otlp-grpc, --otlp-http, --otlp-allow-service and --otlp-allow-peer.
 func (f *OTLPFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.GRPCAddr, "otlp-grpc", Env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
-	fs.StringVar(&f.HTTPAddr, "otlp-http", Env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.StringVar(&f.GRPCAddr, "otlp-grpc", cli.Env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.StringVar(&f.HTTPAddr, "otlp-http", cli.Env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
 	fs.Var(&f.AllowServices, "otlp-allow-service", "accept spans only of this service.name (repeatable; default: any)")
 	fs.Var(&f.AllowPeers, "otlp-allow-peer", "accept spans only from senders in this address or CIDR (repeatable; default: any)")
 }
