@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/kprobe/kprobe/cmd/internal/cli"
-	"github.com/kprobe/kprobe/internal/certs"
+	"github.com/kprobe/kprobe/pipeline/certs"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 )
 
