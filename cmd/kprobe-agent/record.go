@@ -138,9 +138,15 @@ func (c recordConfig) sayWhole(w io.Writer) {
 	}
 }
 
-// payloadCaptured says whether recorded bytes of the programs end up in the output:
-// then nobody but the owner may read it.
-func (c recordConfig) payloadCaptured() bool { return c.flight || len(c.payloadPIDs) > 0 }
+// private makes an existing output file (which keeps its mode through O_TRUNC) the
+// owner's only; a device or a pipe (/dev/null, a FIFO) is left as it is.
+func private(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o077 == 0 {
+		return err
+	}
+	return f.Chmod(0o600)
+}
 
 func (c recordConfig) bpfOptions() bpf.Options {
 	plain := c.payloadBytes
@@ -189,13 +195,11 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	out := stdout
 	if cfg.output != "-" {
-		perm := os.FileMode(0o644)
-		if cfg.payloadCaptured() {
-			perm = 0o600 // the programs' own bytes: not world-readable
-		}
-		f, err := os.OpenFile(cfg.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-		if err == nil && cfg.payloadCaptured() {
-			err = f.Chmod(perm) // an existing file keeps its mode otherwise
+		// Events name files, peers and commands, and with --payload-pid or
+		// --flight-recorder carry the programs' own bytes: the owner's only.
+		f, err := os.OpenFile(cfg.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			err = private(f)
 		}
 		if err != nil {
 			return fmt.Errorf("opening output: %w", err)

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/kprobe/kprobe/cmd/internal/cli"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/dataset"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
@@ -40,6 +41,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	d, err := dataset.Read(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", rest[0], err)
+	}
+	if err := wire.PrivateData(data); err != nil {
+		return err
 	}
 	store, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{})
 	if err != nil {

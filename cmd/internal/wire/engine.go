@@ -128,6 +128,11 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 			e.Close()
 		}
 	}()
+	if f.Data != "" {
+		if err := PrivateData(f.Data); err != nil {
+			return nil, err
+		}
+	}
 	lo := eventlog.Options{Logger: log, RetentionDays: f.RetentionDays}
 	if f.ClickHouse != "" {
 		if lo.Server, err = f.CH.Auth(); err != nil {
