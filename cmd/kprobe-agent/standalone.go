@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
@@ -69,11 +68,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
 	runErr := rec.Run(ctx, pub)
-	// A recorded command's exporter flushes its last spans as it exits; give them time
-	// to arrive before the bus closes.
-	if rec.HasCommand() {
-		time.Sleep(ef.Lateness / 2)
-	}
+	// The spans of the recording (a recorded command's exporter sends its last as it
+	// exits) are in the engine before its input closes: no time is guessed for them.
+	eng.HaltOTLP()
 	mem.Close()
 	engErr := <-engDone
 	causalErr := eng.StopCausal(stderr)

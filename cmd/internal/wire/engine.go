@@ -17,7 +17,6 @@ import (
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
-	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // Shape is how an engine runs: in one process with the recorder on the embedded stores,
@@ -108,6 +107,7 @@ type Engine struct {
 	Log *eventlog.Log
 
 	causal   *causalRun
+	haltOTLP func()
 	stopOTLP func(io.Writer)
 	api      *apiServing
 }
@@ -164,8 +164,8 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	if err != nil {
 		return nil, err
 	}
-	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
-	if e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
+	ropts.Business = e.Business() // the engine's resolved prefixes: one source for both ways in
+	if e.haltOTLP, e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
 		return nil, err
 	}
 	svc, err := servedService(log, e.Log, e.causal.graph(), mapping)
@@ -180,6 +180,15 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 
 // APISummary prints where the API was served, for the command's exit summary.
 func (e *Engine) APISummary(w io.Writer) { e.api.summary(w) }
+
+// HaltOTLP stops the span receiver taking spans and returns once every export in flight
+// (a recorded command's last, sent as it exits) is in the engine: closing the engine's
+// input after it loses none. The summary line waits for StopOTLP.
+func (e *Engine) HaltOTLP() {
+	if e.haltOTLP != nil {
+		e.haltOTLP()
+	}
+}
 
 // StopOTLP stops the span receiver and prints its summary line to w (when not nil).
 func (e *Engine) StopOTLP(w io.Writer) {
