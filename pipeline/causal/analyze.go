@@ -220,9 +220,7 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 	// Deterministic from here on: folding adds up in order.
 	slices.SortFunc(out, func(x, y Cause) int { return cmp.Compare(x.Key, y.Key) })
 	out = foldSmall(out, dur)
-	slices.SortFunc(out, func(x, y Cause) int {
-		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key))
-	})
+	RankCauses(out)
 	return out
 }
 

@@ -1,7 +1,9 @@
 package causal
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/kprobe/kprobe/pipeline/span"
 )
@@ -61,6 +63,14 @@ type Proc struct {
 	Comm string `json:"comm"`
 }
 
+// pid is 0 for no process (a cause naming a resource only).
+func (p *Proc) pid() uint32 {
+	if p == nil {
+		return 0
+	}
+	return p.PID
+}
+
 func (p *Proc) String() string {
 	if p == nil {
 		return "unknown process"
@@ -101,6 +111,17 @@ type Cause struct {
 	Path        []Step
 
 	resNode *Node // the resource's graph node
+}
+
+// RankCauses orders causes as every chain shows them: by the time they explain, largest
+// first; ties (folded "small causes" of two kinds often explain the same few µs) by kind,
+// then resource, then process, then key, so that a chain drawn into a graph and read
+// back, and the same chain computed again on demand, rank alike.
+func RankCauses(cs []Cause) {
+	slices.SortFunc(cs, func(x, y Cause) int {
+		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Kind, y.Kind),
+			cmp.Compare(x.Resource, y.Resource), cmp.Compare(x.Process.pid(), y.Process.pid()), cmp.Compare(x.Key, y.Key))
+	})
 }
 
 // Result is the causal chain of one business object.

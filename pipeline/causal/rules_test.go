@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // The rule tests build what the recorder reports for a thread (switches with their
@@ -346,5 +347,27 @@ func TestWaitOnAWorkerDoingIO(t *testing.T) {
 	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "inode 77", ns: 45 * ms})
 	if c := r.Causes[0]; c.Join != JoinWaker {
 		t.Errorf("join %q: found through the waker, want %q", c.Join, JoinWaker)
+	}
+}
+
+// TestRankCausesIsTotal: causes explaining the same time rank by kind, resource, process
+// and key, whatever order they come in (a drawn chain read back and one computed on
+// demand must rank alike).
+func TestRankCausesIsTotal(t *testing.T) {
+	want := []Cause{
+		{Key: "storage|f", Kind: KindStorage, ExplainedNs: 9},
+		{Key: "cpu_contention|others", Kind: KindCPU, ExplainedNs: 5, Resource: "3 small causes: a, b"},
+		{Key: "cpu_contention|vm|7", Kind: KindCPU, ExplainedNs: 5, Resource: "cpu 1", Process: &Proc{PID: 7}},
+		{Key: "cpu_contention|vm|70", Kind: KindCPU, ExplainedNs: 5, Resource: "cpu 1", Process: &Proc{PID: 70}},
+		{Key: "slow_peer|others", Kind: KindSlowPeer, ExplainedNs: 5, Resource: "2 small causes: x, y"},
+		{Key: "unexplained", Kind: KindUnexplained, ExplainedNs: 5},
+	}
+	for shift := range want {
+		got := append(slices.Clone(want[shift:]), want[:shift]...)
+		slices.Reverse(got)
+		RankCauses(got)
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Cause{})); diff != "" {
+			t.Errorf("from rotation %d (-want +got):\n%s", shift, diff)
+		}
 	}
 }
