@@ -191,6 +191,12 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 	}
 	out := make([]Cause, 0, len(accs))
 	for _, a := range accs {
+		if p := a.c.proc; p != nil {
+			// Named now, with every name seen, not as the cause was first met.
+			if comm := an.comm(ProcKey{p.Node, p.PID}); comm != "" {
+				p.Comm = comm
+			}
+		}
 		c := Cause{Key: a.c.key, Kind: a.c.kind, ExplainedNs: a.ns, WhatIfNs: dur - a.ns, Process: a.c.proc,
 			Resource: a.c.resource, ResourceID: a.c.resourceID, Rule: heaviest(a.rules), Join: heaviest(a.joins), resNode: a.c.resNode}
 		if a.c.kind == KindUnexplained {

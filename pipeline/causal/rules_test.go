@@ -62,6 +62,25 @@ func TestCPUContention(t *testing.T) {
 	}
 }
 
+// TestUnrecordedHolderNamedByItsHeaviestName: a process that was not recorded is known
+// only by the names its threads had when they took the CPU; the one it held the CPU
+// longest under names it, in whichever order the switches came.
+func TestUnrecordedHolderNamedByItsHeaviestName(t *testing.T) {
+	for _, order := range [][]string{{"raft-io", "metadata", "metadata"}, {"metadata", "metadata", "raft-io"}} {
+		w := newWorld()
+		svc := w.thread(100, 101, "settlement-svc", t0)
+		svc.run(1 * ms)
+		for i, name := range order {
+			svc.preempted(int64(10+i)*ms, 900, name)
+			svc.run(1 * ms)
+		}
+		c := topCause(t, Analyze(w.index(), settlement(svc, "1", t0)))
+		if c.Process == nil || c.Process.PID != 900 || c.Process.Comm != "metadata" || !strings.Contains(c.Summary, "metadata (pid 900") {
+			t.Errorf("switches named %v: top cause %+v, want pid 900 named metadata", order, c)
+		}
+	}
+}
+
 func TestStorage(t *testing.T) {
 	w := newWorld()
 	svc := w.thread(100, 101, "settlement-svc", t0)
