@@ -18,7 +18,7 @@ type analyzer struct {
 	// nextComm weighs, per process not recorded, the names its threads had when they
 	// took the CPU: the heaviest names it, whatever order the rules saw them in.
 	nextComm map[ProcKey]map[string]int64
-	depth      int // holders followed so far (waker chains)
+	depth    int // holders followed so far (waker chains)
 }
 
 func newAnalyzer(idx *Index) *analyzer {
