@@ -256,7 +256,9 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	hv := an.idx.view(holder, iv.a, iv.b)
 	var out []mark
 	for _, m := range resolve(an.threadMarks(hv, iv.a, iv.b, conf, join), iv.a, iv.b, &lock) {
-		if !holderEvidence[m.rule] {
+		if holderEvidence[m.rule] {
+			m.c = an.through(m.c, lock.c)
+		} else {
 			m.c, m.rule, m.conf, m.join = lock.c, lock.rule, lock.conf, lock.join
 		}
 		m.prio = prioBlocked
@@ -266,13 +268,27 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	return out
 }
 
+// through is cause c of a holder's time as the waiting thread sees it: reached through
+// the lock the holder held, which its path names before the root.
+func (an *analyzer) through(c, lock *causeInfo) *causeInfo {
+	if c == lock {
+		return c
+	}
+	return an.cause(c.key+"|via|"+lock.key, func() *causeInfo {
+		via := *c
+		via.via = append([]*causeInfo{lock}, c.via...)
+		return &via
+	})
+}
+
 // holderEvidence are the rules whose finding about a holder's thread stands on an event
-// of its own (a switch-out while runnable, a syscall it was in, a fault run). A holder
+// of its own (a switch-out while runnable, a syscall it was in or the flush right after
+// one, a fault run or the block right after a fault). A holder
 // thread merely blocked is not trusted further: under a runtime that moves work between
 // threads (Go, a JVM), the thread that let go is often not the one that did the work, and
 // its idle blocks say nothing about why the lock was held.
 var holderEvidence = map[string]bool{RulePreempted: true, RuleRunQueue: true, RuleFileSyscall: true,
-	RulePeerWait: true, RuleFaultRun: true, RuleWaker: true}
+	RuleAfterFileWrite: true, RulePeerWait: true, RuleFaultRun: true, RuleBlockedInFault: true, RuleWaker: true}
 
 // maxWakerChain bounds how many holders deep a wait is followed.
 const maxWakerChain = 3

@@ -42,7 +42,7 @@ var RuleText = map[string]string{
 	RulePeerWait:       "blocked until a reply on a TCP connection; the other end matched by reversed 4-tuple and time, hop by hop, to the process that spent the time",
 	RuleFaultRun:       "on CPU between page faults that follow each other closely (faults carry no duration on tracepoint-only kernels)",
 	RuleBlockedInFault: "blocked right after a page fault, in no syscall (a major fault, reclaim, or the mm lock)",
-	RuleWaker:          "blocked until another recorded thread woke it (sched_switch waker_*); where that holder was itself waiting for a CPU, CPU contention",
+	RuleWaker:          "blocked until another recorded thread woke it (sched_switch waker_*); where that holder was itself waiting on something the kernel shows (a CPU, a file, a peer, page faults, a further holder), that, reached through the holder",
 	RuleInferredWaker:  "blocked, the waker not reported (a wake-up queued to an idle CPU), and one recorded process alone was running when it was woken",
 	RuleRemainder:      "on CPU in the service's own code, or blocked with nothing recorded to explain it",
 }

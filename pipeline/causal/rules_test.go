@@ -248,6 +248,39 @@ func TestLockContention(t *testing.T) {
 	}
 }
 
+// TestLockHolderWaitingOnStorage: the settlement waits on a lock whose holder is itself
+// flushing a file it just wrote (a log appended and fsynced under the lock). The root is
+// the holder's storage wait, reached through the holder, as a slow peer is through its hops.
+func TestLockHolderWaitingOnStorage(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "svc", t0)
+	holder := w.thread(400, 401, "journaler", t0)
+	holder.write(0xfe00, 7, 10, 10*us, nil)
+	svc.run(1 * ms)
+	waitStart := svc.t
+	holder.t = waitStart + 5*ms
+	holder.write(0xfe00, 9, 256<<10, 100*us, nil)
+	holder.run(50 * us)
+	holder.blocked(80*ms, 0, 0, 0) // its fsync (not traced), woken by the disk's interrupt
+	holder.run(1 * ms)
+	svc.blocked(90*ms, 20*us, 400, 401)
+	svc.run(1 * ms)
+	r := Analyze(w.index(), settlement(svc, "1", t0))
+	checkTop(t, r, want{kind: KindStorage, pid: 400, resource: "inode 9", ns: 100*us + 50*us + 80*ms})
+	c := r.Causes[0]
+	var steps []string
+	for _, s := range c.Path {
+		steps = append(steps, s.Kind+" "+s.Name)
+	}
+	wantSteps := []string{"span settlement.process", "lock held by tid 401", "process journaler", "file file dev 254:0 inode 9"}
+	if diff := cmp.Diff(wantSteps, steps); diff != "" || c.Rule != RuleAfterFileWrite || !strings.Contains(c.Summary, "reached through journaler (pid 400") {
+		t.Errorf("rule %q (want %q), summary %q, path (-want +got):\n%s", c.Rule, RuleAfterFileWrite, c.Summary, diff)
+	}
+	if c := r.Causes[1]; c.Kind != KindLock || c.Process == nil || c.Process.PID != 400 {
+		t.Errorf("second cause %+v: want the rest of the wait on the lock journaler held", c)
+	}
+}
+
 // A block whose waker is not recorded and with no I/O around it stays unexplained: the
 // rules do not guess.
 func TestUnexplainedSleep(t *testing.T) {
