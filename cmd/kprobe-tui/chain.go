@@ -65,7 +65,7 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := src.Mapping(); err != nil {
 		return err
 	}
-	if src.ClickHouse != "" && src.Data == "" && !src.API.Set() && src.Neo4j == "" {
+	if src.ClickHouse != "" && src.Data == "" && !src.API.Set() && src.Neo4jURI() == "" {
 		return fmt.Errorf("--clickhouse needs --neo4j URI for the causal graph (or KPROBE_NEO4J_URI)")
 	}
 	svc, err := src.Open(ctx)

@@ -47,7 +47,7 @@ func (s *Source) RegisterStores(fs *flag.FlagSet) {
 	fs.StringVar(&s.Data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
 	fs.StringVar(&s.ClickHouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port or clickhouse:// DSN (instead of --data)")
 	s.CH.Register(fs)
-	fs.StringVar(&s.Neo4j, "neo4j", os.Getenv(neo4j.EnvURI), "the causal graph in Neo4j, with --clickhouse (bolt://, bolt+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE)")
+	fs.StringVar(&s.Neo4j, "neo4j", "", "the causal graph in Neo4j (bolt://, bolt+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE); default with --clickhouse: KPROBE_NEO4J_URI")
 	fs.StringVar(&s.Business, "business", os.Getenv("KPROBE_BUSINESS"), "business mapping file, as given to kprobe-agent (default: the built-in mapping)")
 }
 
@@ -160,10 +160,10 @@ func (s *Source) OpenStores(ctx context.Context) (investigate.Service, error) {
 		}
 	}
 	opts.Events, closers = l, append(closers, l)
-	switch {
-	case s.Neo4j != "":
+	switch uri := s.Neo4jURI(); {
+	case uri != "":
 		no := neo4j.EnvOptions(os.Getenv)
-		no.URI, no.Logger = s.Neo4j, log
+		no.URI, no.Logger = uri, log
 		g, err := neo4j.Open(ctx, no)
 		if err != nil {
 			return fail(err)
@@ -189,6 +189,18 @@ func service(c *client.Client, err error) (investigate.Service, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Neo4jURI is the causal graph in Neo4j to read chains from: --neo4j, or with
+// --clickhouse the cluster's KPROBE_NEO4J_URI. A --data directory is one recording, whole:
+// a Neo4j named only by the environment (a shell set up for the cluster) holds other
+// recordings' subjects under the same IDs, and would answer with one of theirs. Without a
+// graph, chains are computed from the directory's own events.
+func (s *Source) Neo4jURI() string {
+	if s.Neo4j != "" || s.ClickHouse == "" {
+		return s.Neo4j
+	}
+	return os.Getenv(neo4j.EnvURI)
 }
 
 func exists(path string) bool {
