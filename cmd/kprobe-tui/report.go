@@ -61,5 +61,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// replayer is the replay engine behind the workstation's replay screen (replayer.go).
-func replayer(svc investigate.Service) common.Replayer { return newReplayer(svc) }
+// replayer is the replay engine behind the workstation's replay screen, in a child
+// process (replayworker.go).
+func replayer(svc investigate.Service) common.Replayer { return workerReplayer{svc: svc} }
