@@ -61,6 +61,7 @@ func TestBadInputIsOneLine(t *testing.T) {
 		{[]string{"engine", "--kafka", "127.0.0.1:1", "--data", data, "stray"}, nil, `unexpected argument "stray" (kprobe-agent engine takes flags only; kprobe-agent engine --help lists them)`},
 		{[]string{"engine", "--bogus"}, nil, "flag provided but not defined: -bogus (kprobe-agent engine --help lists the flags)"},
 		{[]string{"engine", "--kafka", "127.0.0.1:1", "--clickhouse", "127.0.0.1:1"}, []string{"KPROBE_CLICKHOUSE_TLS=on"}, `KPROBE_CLICKHOUSE_TLS="on": want true or false`},
+		{[]string{"record", "--kafka", "127.0.0.1:1"}, []string{"KPROBE_KAFKA_TLS=yes"}, `KPROBE_KAFKA_TLS="yes": want true or false`},
 		{[]string{"api", "--data", data, "stray"}, nil, `unexpected argument "stray" (kprobe-agent api takes flags only; kprobe-agent api --help lists them)`},
 		{[]string{"api", "--bogus"}, nil, "flag provided but not defined: -bogus (kprobe-agent api --help lists the flags)"},
 		{[]string{"ssh", "stray"}, nil, `unexpected argument "stray" (kprobe-agent ssh takes flags only; kprobe-agent ssh --help lists them)`},

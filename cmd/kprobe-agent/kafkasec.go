@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/transport/kafka"
 )
 
@@ -19,7 +20,7 @@ type kafkaSecFlags struct {
 }
 
 func (k *kafkaSecFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&k.tls, "kafka-tls", env("KAFKA_TLS", "") == "1", "speak TLS to Kafka (implied by --kafka-ca and --kafka-cert)")
+	cli.BoolVar(fs, &k.tls, "kafka-tls", "KAFKA_TLS", false, "speak TLS to Kafka (implied by --kafka-ca and --kafka-cert)")
 	fs.StringVar(&k.ca, "kafka-ca", env("KAFKA_CA", ""), "CA certificate (PEM) of the brokers' certificates (default: the system's roots)")
 	fs.StringVar(&k.cert, "kafka-cert", env("KAFKA_CERT", ""), "client certificate (PEM) for brokers that ask for one")
 	fs.StringVar(&k.key, "kafka-key", env("KAFKA_KEY", ""), "key of --kafka-cert")
