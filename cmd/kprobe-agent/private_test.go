@@ -110,6 +110,7 @@ func TestPayloadOutputIsPrivate(t *testing.T) {
 // owner's only, nobody reads any of them, and the recorded command keeps its own umask.
 func TestDataIsPrivate(t *testing.T) {
 	needRoot(t)
+	t.Setenv("KPROBE_NEO4J_URI", "") // make test's Neo4j: the graph goes under --data here
 	dir := sharedDir(t)
 	secret, text := secretFile(t, dir)
 	data := filepath.Join(dir, "data")
