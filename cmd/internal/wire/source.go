@@ -2,6 +2,8 @@ package wire
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
 	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate"
+	"golang.org/x/sys/unix"
 )
 
 // Source is where a command reads from: the embedded stores under --data, a cluster's
@@ -100,8 +103,8 @@ func (s *Source) Open(ctx context.Context) (investigate.Service, error) {
 
 func (s *Source) openData(ctx context.Context) (investigate.Service, error) {
 	data := s.Data
-	if !exists(eventlog.EmbeddedDir(data)) {
-		return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
+	if err := checkEventLog(data); err != nil {
+		return nil, err
 	}
 	r, err := datadir.New(datadir.Options{Logger: s.Logger, Dir: data, Open: s.OpenStores})
 	if err != nil {
@@ -152,8 +155,8 @@ func (s *Source) OpenStores(ctx context.Context) (investigate.Service, error) {
 			return nil, err
 		}
 	} else {
-		if !exists(eventlog.EmbeddedDir(s.Data)) {
-			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.Data, s.Data)
+		if err := checkEventLog(s.Data); err != nil {
+			return nil, err
 		}
 		if l, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(s.Data), eventlog.Options{Logger: log}); err != nil {
 			return nil, err
@@ -189,6 +192,25 @@ func service(c *client.Client, err error) (investigate.Service, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkEventLog says, in one line, why the event log under data cannot be read: there is
+// none, or this user may not read it (the recorder keeps it to its own user).
+func checkEventLog(data string) error {
+	dir := eventlog.EmbeddedDir(data)
+	_, err := os.Stat(dir)
+	if err == nil {
+		err = unix.Access(dir, unix.R_OK|unix.X_OK)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("reading the event log under %s: permission denied: it is readable by the user who recorded it only (run as that user, or as root)", data)
+	}
+	return fmt.Errorf("reading the event log under %s: %w", data, err)
 }
 
 // Neo4jURI is the causal graph in Neo4j to read chains from: --neo4j, or with
