@@ -22,6 +22,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binaries bins built (about 100 MB a run) once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binErr == nil && binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // raceBuild is set (race_test.go) when the tests run under the race detector: the binaries
 // they start are then built with it too, so a race in the commands fails their tests.
 var raceBuild bool
