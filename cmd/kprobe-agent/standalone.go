@@ -49,10 +49,6 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.duration > 0 {
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
 
 	mem := bus.NewMemory(1 << 14)
 	eng, err := wire.StartEngine(ctx, ef, wire.EngineOptions{Logger: log, Source: mem, Node: wire.NodeName(cfg.node)})
@@ -71,6 +67,12 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer rec.Close()
+	if cfg.duration > 0 {
+		// As record's: from the moment the probes are attached, not from the start of a
+		// store that may take seconds to open.
+		timer := time.AfterFunc(cfg.duration, cancel)
+		defer timer.Stop()
+	}
 	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
