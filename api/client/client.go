@@ -16,7 +16,7 @@ import (
 	healthv1 "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/kprobe/kprobe/api/kprobe/v1/kprobev1connect"
-	"github.com/kprobe/kprobe/internal/certs"
+	"github.com/kprobe/kprobe/pipeline/certs"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 

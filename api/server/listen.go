@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kprobe/kprobe/internal/certs"
+	"github.com/kprobe/kprobe/pipeline/certs"
 )
 
 // ListenConfig says where the API listens and who may call it: the --api* flags.

@@ -211,9 +211,9 @@ func runOTelClient(t *testing.T, c otelClient, by string) {
 			recordedWorker = recordedWorker || threads[tr.tid]
 		}
 		if !recordedWorker {
-			// The recorder matched --comm against each thread's name, not the process's:
-			// threads the service renamed (the JVM names its workers) were not recorded.
-			t.Skipf("--comm %s recorded %d events, none of the worker threads: the recorder does not yet select a process's threads by the process's name (bpf, issue 7)", c.comm, len(evs))
+			// --comm selects a process by its name, with all its threads: threads the
+			// service renamed (the JVM names its workers) must be recorded too.
+			t.Fatalf("--comm %s recorded %d events, none of the worker threads: threads were selected by their own names, not the process's", c.comm, len(evs))
 		}
 	}
 

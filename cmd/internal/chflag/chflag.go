@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/kprobe/kprobe/internal/certs"
+	"github.com/kprobe/kprobe/pipeline/certs"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
 
-	"github.com/kprobe/kprobe/internal/certs"
+	"github.com/kprobe/kprobe/pipeline/certs"
 )
 
 // SASL mechanisms kprobe speaks.

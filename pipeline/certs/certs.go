@@ -1,5 +1,3 @@
-// Package certs loads the PEM files of TLS settings (CA bundles, key pairs) with errors
-// that name the flag they came from, for the API and the Kafka client alike.
 package certs
 
 import (
