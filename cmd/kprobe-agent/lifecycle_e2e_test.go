@@ -74,9 +74,24 @@ func waitPIDFile(t *testing.T, path string, agent *exec.Cmd, out outFile) int {
 	}
 }
 
+// alive says whether pid runs: a zombie (dead, its new parent has not reaped it yet) does
+// not.
 func alive(pid int) bool {
 	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return (err == nil || errors.Is(err, syscall.EPERM)) && procState(pid) != "Z"
+}
+
+// procState is the state letter of pid in /proc ("S", "R", "Z"...), "" if it is gone.
+func procState(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+3 <= len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
 }
 
 // TestRecordedCommandDiesWithAgent: when the agent is killed (kill -9, an OOM kill), the
@@ -111,7 +126,8 @@ func TestRecordedCommandDiesWithAgent(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for alive(child) {
 				if time.Now().After(deadline) {
-					t.Fatalf("recorded command (pid %d) still runs 10 s after its agent was killed", child)
+					b, _ := os.ReadFile("/proc/" + strconv.Itoa(child) + "/status")
+					t.Fatalf("recorded command (pid %d) still runs 10 s after its agent was killed:\n%.400s\nagent output:\n%s", child, b, out.String())
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

@@ -163,6 +163,11 @@ func Exec(argv []string) error {
 	if len(argv) == 0 {
 		return fmt.Errorf("launch: no command given")
 	}
+	// The parent-death signal set at fork belongs to the launcher's first thread; an exec
+	// from any other thread of this Go program would drop it (the exec'ing thread takes
+	// the process over with its own, unset). Set it again on the thread that execs.
+	runtime.LockOSThread()
+	parent := os.Getppid()
 	gate := os.NewFile(gateFD, "launch-gate")
 	var b [1]byte
 	if n, _ := gate.Read(b[:]); n != 1 {
@@ -172,6 +177,12 @@ func Exec(argv []string) error {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return err
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); e != 0 {
+		return fmt.Errorf("tying %q to the recorder: %w", argv[0], e)
+	}
+	if os.Getppid() != parent {
+		return fmt.Errorf("recorder went away before %q started", argv[0])
 	}
 	return syscall.Exec(path, argv, os.Environ())
 }

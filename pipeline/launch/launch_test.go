@@ -21,10 +21,17 @@ import (
 // The test binary is the launcher too, as a command's binary is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == Arg {
-		if err := Exec(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "launch:", err)
-		}
-		os.Exit(127)
+		// Exec runs on another thread than the process's first one (which the main
+		// goroutine keeps), as it may in any Go program: the parent-death signal must
+		// survive that.
+		runtime.LockOSThread()
+		go func() {
+			if err := Exec(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "launch:", err)
+			}
+			os.Exit(127)
+		}()
+		select {}
 	}
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(holdingHelper())
