@@ -16,6 +16,9 @@ import (
 
 // runStandalone is the embedded default: record + engine in one process, an in-process
 // bus, the event log on the embedded ClickHouse engine under --data.
+// busBytes bounds the recorded events waiting for the engine in memory.
+const busBytes = 64 << 20
+
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -50,7 +53,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	mem := bus.NewMemory(1 << 14)
+	// Bounded in bytes as well: when the event log stalls (its disk full), the recorder's
+	// events wait here up to busBytes, then are dropped and counted.
+	mem := bus.NewMemory(1 << 14).LimitBytes(busBytes)
 	eng, err := wire.StartEngine(ctx, ef, wire.EngineOptions{Logger: log, Source: mem, Node: wire.NodeName(cfg.node)})
 	if err != nil {
 		return err
@@ -83,6 +88,8 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		time.Sleep(ef.Lateness / 2)
 	}
 	mem.Close()
+	// From here a store that keeps failing is given up DrainTimeout later.
+	eng.Drain()
 	engErr := <-engDone
 	causalErr := eng.StopCausal(stderr)
 
