@@ -157,7 +157,7 @@ func (e *embedded) insert(ctx context.Context, into string, b outgoing) error {
 	if err := e.check(ctx); err != nil {
 		return err
 	}
-	return diskFull(e.dir, e.spoolInsert(into, b))
+	return diskFull(e.dir, e.spoolInsert(ctx, into, b))
 }
 
 // close releases this log's share of the engine; the engine stops with the last one.

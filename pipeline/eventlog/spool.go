@@ -1,7 +1,9 @@
 package eventlog
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,8 +33,22 @@ type spoolTarget struct {
 	structure string // of its Native stream
 }
 
+// ctxWriter stops writing once ctx ends: encoding a large batch into a spool file on a
+// slow or full disk must not hold a stop past its drain timeout.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
+}
+
 // spoolInsert stages b in a spool file and has the engine insert it into into.
-func (e *embedded) spoolInsert(into string, b outgoing) error {
+func (e *embedded) spoolInsert(ctx context.Context, into string, b outgoing) error {
 	kind := "rows"
 	for k, t := range e.targets {
 		if t.into == into {
@@ -44,7 +60,7 @@ func (e *embedded) spoolInsert(into string, b outgoing) error {
 		return fmt.Errorf("creating spool file: %w", err)
 	}
 	part := f.Name()
-	err = b.writeNative(f)
+	err = b.writeNative(ctxWriter{ctx, f})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
