@@ -62,7 +62,7 @@ func TestReplayRunIsInTheReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"`syscall=write,delay=200ms`",
-		"kprobe-tui replay --data /var/lib/kprobe --pid 4242 --node node-a --from 1795600800120000000 --to 1795600800932300000 --tweak syscall=write,delay=200ms -- bin/kprobe-demo --settlements 1"} {
+		"kprobe-tui replay --data /var/lib/kprobe --pid 4242 --node node-a --tweak syscall=write,delay=200ms -- bin/kprobe-demo --settlements 1"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -60,17 +60,7 @@ func (c *Client) Events(ctx context.Context, q investigate.EventQuery) ([]event.
 	if err != nil {
 		return nil, c.wrap("events", err)
 	}
-	defer stream.Close()
-	var out []event.Event
-	for stream.Receive() {
-		if out, err = convert.EventsFromPB(out, stream.Msg().GetEvents()); err != nil {
-			return nil, fmt.Errorf("events from api %s: %w", c.addr, err)
-		}
-	}
-	if err := stream.Err(); err != nil {
-		return nil, c.wrap("events", err)
-	}
-	return out, nil
+	return readEvents(c, "events", stream)
 }
 
 // SyscallLog implements investigate.Service: what a local replay needs, streamed.
@@ -80,15 +70,25 @@ func (c *Client) SyscallLog(ctx context.Context, q investigate.SyscallLogQuery) 
 	if err != nil {
 		return nil, c.wrap("syscall log", err)
 	}
+	return readEvents(c, "syscall log", stream)
+}
+
+// readEvents reads a stream of event messages (QueryEvents' pages, GetSyscallLog's
+// chunks) to its end and closes it.
+func readEvents[M any, PM interface {
+	*M
+	GetEvents() []*kprobev1.Event
+}](c *Client, what string, stream *connect.ServerStreamForClient[M]) ([]event.Event, error) {
 	defer stream.Close()
 	var out []event.Event
+	var err error
 	for stream.Receive() {
-		if out, err = convert.EventsFromPB(out, stream.Msg().GetEvents()); err != nil {
-			return nil, fmt.Errorf("syscall log from api %s: %w", c.addr, err)
+		if out, err = convert.EventsFromPB(out, PM(stream.Msg()).GetEvents()); err != nil {
+			return nil, fmt.Errorf("%s from api %s: %w", what, c.addr, err)
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return nil, c.wrap("syscall log", err)
+		return nil, c.wrap(what, err)
 	}
 	return out, nil
 }

@@ -88,7 +88,7 @@ func ChainFromPB(r *kprobev1.GetChainResponse) investigate.Chain {
 			Rank: int(pc.GetRank()), Kind: pc.GetKind(), ExplainedNs: pc.GetExplainedNs(),
 			Share: pc.GetShare(), Confidence: pc.GetConfidence(), Join: pc.GetJoin(), Rule: pc.GetRule(),
 			WhatIfNs: pc.GetWhatIfNs(), Process: processFromPB(pc.GetProcess()), Resource: pc.GetResource(),
-			Summary: pc.GetSummary(), Evidence: pc.GetEvidence(), Path: make([]investigate.Step, len(pc.GetPath())),
+			Summary: pc.GetSummary(), Evidence: append(make([]string, 0, len(pc.GetEvidence())), pc.GetEvidence()...), Path: make([]investigate.Step, len(pc.GetPath())),
 		}
 		for j, st := range pc.GetPath() {
 			cs.Path[j] = investigate.Step{Kind: st.GetKind(), Name: st.GetName(), DurationNs: st.GetDurationNs(),

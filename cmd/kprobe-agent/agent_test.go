@@ -255,7 +255,7 @@ func TestRecordFlagErrors(t *testing.T) {
 		{[]string{"record", "--ring-mib", "24"}, "--ring-mib 24: must be a power of two"},
 		{[]string{"record", "--buffer-mib", "0"}, "--buffer-mib 0: must be at least 1"},
 		{[]string{"record", "--output", "x", "--kafka", "y:1"}, "--output or --kafka, not both"},
-		{[]string{"bogus"}, `unknown command "bogus"`},
+		{[]string{"bogus"}, `unknown command "bogus" (kprobe-agent help lists them)`},
 		{[]string{"standalone"}, "--data DIR is required"},
 		{[]string{"engine"}, "--kafka BROKERS is required"},
 		{[]string{"engine", "--kafka", "x:1"}, "exactly one of --clickhouse ADDR or --data DIR"},

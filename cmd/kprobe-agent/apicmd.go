@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/datadir"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
@@ -17,8 +18,7 @@ import (
 // and Neo4j (stateless: run several behind a load balancer), or a --data directory (through
 // its recorder's socket while one runs).
 func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-agent api", flag.ContinueOnError)
 	var src wire.Source
 	src.RegisterStores(fs)
 	var af apiflag.Server
@@ -26,10 +26,10 @@ func runAPI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var logLevel string
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-agent api (--clickhouse ADDR [--neo4j URI] | --data DIR) [--api ADDR] [--api-token-file FILE] [--api-tls-cert F --api-tls-key F] [--api-client-ca F]\n\n")
+		fmt.Fprint(fs.Output(), "usage: kprobe-agent api (--clickhouse ADDR [--neo4j URI] | --data DIR) [--api ADDR] [--api-token-file FILE] [--api-tls-cert F --api-tls-key F] [--api-client-ca F]\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

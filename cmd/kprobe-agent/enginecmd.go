@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/transport/kafka"
@@ -15,8 +16,7 @@ import (
 
 // runEngine is the server shape: Kafka in, the event log and kernel.enriched out.
 func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("engine", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-agent engine", flag.ContinueOnError)
 	var brokers, group, spansTopic, node, logLevel string
 	var ef wire.EngineFlags
 	var prefix string
@@ -29,7 +29,7 @@ func runEngine(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	var kafkaSec kafkaSecFlags
 	kafkaSec.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}

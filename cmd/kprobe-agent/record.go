@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kprobe/kprobe/bpf"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/recorder"
@@ -38,29 +39,38 @@ type recordConfig struct {
 	command      []string // run and record this command (after --)
 }
 
-func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
-	var c recordConfig
-	var pids, comms, cgroups, payload listFlag
-	fs.Var(&pids, "pid", "record only this process id (repeatable)")
-	fs.Var(&comms, "comm", "record only processes of this name, as ps and pgrep show it (set from the executable at exec), with all their threads, whatever they call themselves (repeatable)")
-	fs.Var(&cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
-	fs.Var(&payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")
+// selection holds the flag values parseSelection checks once the command line is parsed.
+type selection struct{ pids, comms, cgroups, payload listFlag }
+
+// registerSelection adds the flags record and standalone share: which processes, what
+// to capture, for how long, and the recorder's buffers.
+func registerSelection(fs *flag.FlagSet, c *recordConfig) *selection {
+	var s selection
+	fs.Var(&s.pids, "pid", "record only this process id (repeatable)")
+	fs.Var(&s.comms, "comm", "record only processes of this name, as ps and pgrep show it (set from the executable at exec), with all their threads, whatever they call themselves (repeatable)")
+	fs.Var(&s.cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
+	fs.Var(&s.payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")
 	fs.IntVar(&c.payloadBytes, "payload-bytes", 0, "bytes captured per call: --payload-pid reads (default 256, at most 512); with --flight-recorder, every read and write (default 64 KiB, at most 1 MiB)")
 	fs.BoolVar(&c.flight, "flight-recorder", false, "also record, for the selected processes, every syscall replay needs (opens, connects, reads with their bytes, writes, polls, randomness, sleeps): 'kprobe-tui replay' serves them back")
-	fs.DurationVar(&c.duration, "duration", envDuration("DURATION", 0), "stop after this long (default: until SIGINT/SIGTERM)")
-	fs.StringVar(&c.output, "output", env("OUTPUT", "-"), "write events to this file ('-' for stdout)")
-	fs.StringVar(&c.format, "format", "jsonl", "output format: jsonl")
+	cli.DurationVar(fs, &c.duration, "duration", "DURATION", 0, "stop after this long (default: until SIGINT/SIGTERM)")
 	fs.StringVar(&c.node, "node", env("NODE", ""), "node name stamped on events (default: host name)")
-	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
-	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
 	fs.IntVar(&c.ringMiB, "ring-mib", bpf.DefaultRingBytes>>20, "kernel ring buffer in MiB (a power of two; ~5,400 events per MiB)")
 	fs.IntVar(&c.bufferMiB, "buffer-mib", bpf.DefaultBufferBytes>>20, "MiB of events queued when the output falls behind the kernel (~5,000 per MiB, taken only while it lasts); beyond it events are dropped and counted: raise it for longer bursts")
-	c.kafkaSec.register(fs)
 	fs.StringVar(&c.logLevel, "log-level", env("LOG_LEVEL", "warn"), "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
+	return &s
+}
+
+func parseRecordFlags(fs *flag.FlagSet, args []string, help io.Writer) (recordConfig, error) {
+	var c recordConfig
+	sel := registerSelection(fs, &c)
+	fs.StringVar(&c.output, "output", env("OUTPUT", "-"), "write events to this file ('-' for stdout)")
+	fs.StringVar(&c.format, "format", "jsonl", "output format: jsonl")
+	fs.StringVar(&c.kafka, "kafka", env("KAFKA_BROKERS", ""), "publish to these Kafka brokers (host:port,...) instead of writing --output")
+	fs.StringVar(&c.topicPrefix, "topic-prefix", env("TOPIC_PREFIX", ""), "prefix of the Kafka topic names (kernel.syscall becomes PREFIXkernel.syscall)")
+	c.kafkaSec.register(fs)
+	if err := parseSelection(fs, args, help, sel, &c); err != nil {
 		return c, err
 	}
-	c.command = fs.Args()
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
@@ -69,47 +79,74 @@ func parseRecordFlags(fs *flag.FlagSet, args []string) (recordConfig, error) {
 	case set["output"]:
 		c.kafka = "" // an explicit --output wins over KPROBE_KAFKA_BROKERS
 	}
-	var err error
-	if c.pids, err = parsePIDs(pids); err != nil {
-		return c, err
-	}
-	if c.payloadPIDs, err = parsePIDs(payload); err != nil {
-		return c, err
-	}
-	c.comms, c.cgroups = comms, cgroups
-	for _, comm := range c.comms {
-		if len(comm) > 15 {
-			return c, fmt.Errorf("--comm %q: the kernel keeps only 15 bytes of a command name; use %q", comm, comm[:15])
-		}
-	}
 	if c.format != "jsonl" {
 		return c, fmt.Errorf("--format %q: only jsonl is supported", c.format)
 	}
+	return c, nil
+}
+
+// parseSelection parses args and checks the flags registerSelection added; a command to
+// record is taken only after "--", so a mistyped flag value is not run as a program.
+func parseSelection(fs *flag.FlagSet, args []string, help io.Writer, sel *selection, c *recordConfig) error {
+	rest, err := cli.ParseArgs(fs, args, help)
+	if err != nil {
+		return err
+	}
+	if n := len(args) - len(rest); len(rest) > 0 && (n == 0 || args[n-1] != "--") {
+		return fmt.Errorf("unexpected argument %q: a command to record goes after -- (%s --help lists the flags)", rest[0], fs.Name())
+	}
+	c.command = rest
+	if c.pids, err = parsePIDs("pid", sel.pids); err != nil {
+		return err
+	}
+	if c.payloadPIDs, err = parsePIDs("payload-pid", sel.payload); err != nil {
+		return err
+	}
+	c.comms, c.cgroups = sel.comms, sel.cgroups
+	for _, comm := range c.comms {
+		if len(comm) > 15 {
+			return fmt.Errorf("--comm %q: the kernel keeps only 15 bytes of a command name; use %q", comm, comm[:15])
+		}
+	}
 	if c.duration < 0 {
-		return c, fmt.Errorf("--duration %v: must not be negative", c.duration)
+		return fmt.Errorf("--duration %v: must not be negative", c.duration)
 	}
 	if c.ringMiB < 1 || c.ringMiB&(c.ringMiB-1) != 0 {
-		return c, fmt.Errorf("--ring-mib %d: must be a power of two", c.ringMiB)
+		return fmt.Errorf("--ring-mib %d: must be a power of two", c.ringMiB)
 	}
 	if c.bufferMiB < 1 {
-		return c, fmt.Errorf("--buffer-mib %d: must be at least 1", c.bufferMiB)
+		return fmt.Errorf("--buffer-mib %d: must be at least 1", c.bufferMiB)
 	}
 	maxBytes := bpf.MaxPayload
 	if c.flight {
 		maxBytes = bpf.MaxFlightPayload
 	}
 	if c.payloadBytes < 0 || c.payloadBytes > maxBytes {
-		return c, fmt.Errorf("--payload-bytes %d: must be between 0 and %d", c.payloadBytes, maxBytes)
+		return fmt.Errorf("--payload-bytes %d: must be between 0 and %d", c.payloadBytes, maxBytes)
 	}
 	if c.flight && len(c.pids) == 0 && len(c.comms) == 0 && len(c.cgroups) == 0 && len(c.command) == 0 {
-		return c, fmt.Errorf("--flight-recorder records selected processes only: give --pid, --comm, --cgroup or a command after --")
+		return fmt.Errorf("--flight-recorder records selected processes only: give --pid, --comm, --cgroup or a command after --")
 	}
-	return c, nil
+	return nil
 }
 
-// payloadCaptured says whether recorded bytes of the programs end up in the output:
-// then nobody but the owner may read it.
-func (c recordConfig) payloadCaptured() bool { return c.flight || len(c.payloadPIDs) > 0 }
+// sayWhole says on w that the whole machine is recorded when no process is selected:
+// that is the default, but rarely what a mistyped selection meant.
+func (c recordConfig) sayWhole(w io.Writer) {
+	if len(c.pids) == 0 && len(c.comms) == 0 && len(c.cgroups) == 0 && len(c.command) == 0 {
+		fmt.Fprintln(w, "recording every process on this machine (no --pid, --comm, --cgroup or command given)")
+	}
+}
+
+// private makes an existing output file (which keeps its mode through O_TRUNC) the
+// owner's only; a device or a pipe (/dev/null, a FIFO) is left as it is.
+func private(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o077 == 0 {
+		return err
+	}
+	return f.Chmod(0o600)
+}
 
 func (c recordConfig) bpfOptions() bpf.Options {
 	plain := c.payloadBytes
@@ -141,19 +178,16 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("record", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-agent record [--pid PID]... [--comm NAME]... [--cgroup PATH]... [--duration D] [--output FILE] [--format jsonl] [-- COMMAND ARGS...]\n\nWith a COMMAND, kprobe-agent starts it, records it from its first instruction, and stops when it exits.\n\n")
-		fs.PrintDefaults()
-	}
-	cfg, err := parseRecordFlags(fs, args)
+	fs := flag.NewFlagSet("kprobe-agent record", flag.ContinueOnError)
+	fs.Usage = cli.Usage(fs, "usage: kprobe-agent record [--pid PID]... [--comm NAME]... [--cgroup PATH]... [--duration D] [--output FILE] [--format jsonl] [-- COMMAND ARGS...]\n\nWith a COMMAND, kprobe-agent starts it, records it from its first instruction, and stops when it exits.\nWith no --pid, --comm, --cgroup or COMMAND, it records every process on the machine.\n\n")
+	cfg, err := parseRecordFlags(fs, args, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
+	cfg.sayWhole(stderr)
 	log, err := newLogger(stderr, cfg.logLevel)
 	if err != nil {
 		return err
@@ -161,13 +195,11 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	out := stdout
 	if cfg.output != "-" {
-		perm := os.FileMode(0o644)
-		if cfg.payloadCaptured() {
-			perm = 0o600 // the programs' own bytes: not world-readable
-		}
-		f, err := os.OpenFile(cfg.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-		if err == nil && cfg.payloadCaptured() {
-			err = f.Chmod(perm) // an existing file keeps its mode otherwise
+		// Events name files, peers and commands, and with --payload-pid or
+		// --flight-recorder carry the programs' own bytes: the owner's only.
+		f, err := os.OpenFile(cfg.output, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			err = private(f)
 		}
 		if err != nil {
 			return fmt.Errorf("opening output: %w", err)
@@ -178,7 +210,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rec, err := openRecorder(ctx, cfg, log, stderr)
+	rec, err := openRecorder(ctx, cfg, log, cfg.commandOutput(stderr), stderr)
 	if err != nil {
 		return err
 	}
@@ -206,15 +238,18 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return flushErr
 }
 
-// openRecorder opens the probes; with a command, it first starts the command held, so
-// that its pid is in the filter before it runs.
-func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, stderr io.Writer) (*wire.Recording, error) {
-	// The command's own stdout stays the terminal's; events may go to stdout too, so
-	// with --output - the command's output goes to stderr to keep jsonl clean.
-	out := io.Writer(os.Stdout)
-	if cfg.output == "-" {
-		out = stderr
+// commandOutput is where a recorded command's stdout goes: the terminal's, but stderr
+// when events go to stdout, to keep jsonl clean.
+func (c recordConfig) commandOutput(stderr io.Writer) io.Writer {
+	if c.output == "-" {
+		return stderr
 	}
+	return os.Stdout
+}
+
+// openRecorder opens the probes; with a command, it first starts the command held, so
+// that its pid is in the filter before it runs, its stdout going to out.
+func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, out, stderr io.Writer) (*wire.Recording, error) {
 	return wire.OpenRecording(ctx, wire.RecordingOptions{
 		Recorder: recorder.Options{Logger: log, Node: cfg.node, BPF: cfg.bpfOptions(), Flight: cfg.flightOptions()},
 		Command:  cfg.command, Stdout: out, Stderr: stderr,

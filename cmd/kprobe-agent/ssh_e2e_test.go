@@ -14,6 +14,8 @@ import (
 	"github.com/kprobe/kprobe/api/frontdoor/sshtest"
 	"github.com/kprobe/kprobe/api/server"
 	"github.com/kprobe/kprobe/api/server/servertest"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
+	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
 
@@ -78,5 +80,46 @@ func TestSSHCommand(t *testing.T) {
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Error("the first server still listens after SIGINT")
+	}
+}
+
+// TestSSHCommandOverData: on one machine, `kprobe-agent ssh --data DIR` serves the
+// workstation over the embedded stores standalone writes, without an API server in front:
+// the recorded incident's slowest settlement is on the start screen.
+func TestSSHCommandOverData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded ClickHouse engine (-short)")
+	}
+	if _, err := os.Stat(eventlog.LibraryPath()); err != nil {
+		t.Skipf("embedded ClickHouse engine not found at %s: run scripts/chdb/fetch.sh", eventlog.LibraryPath())
+	}
+	// The chains come from the graph under the directory, not from make test's Neo4j.
+	t.Setenv(neo4j.EnvURI, "")
+	tui, _ := e2eTools(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	imp := e2eStart(t, "kprobe-tui import", tui, "import", "--data", data, "../../testdata/demo/incident-slow-storage.kpds")
+	if err := imp.wait(t, 5*time.Minute); err != nil {
+		t.Fatalf("import: %v\n%s", err, imp.out.String())
+	}
+	known := sshtest.NewKey(t)
+	keys := filepath.Join(dir, "authorized_keys")
+	sshtest.WriteAuthorizedKeys(t, keys, known)
+	addr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
+	p := e2eStart(t, "kprobe-agent ssh --data", agent(t), "ssh", "--listen", addr, "--authorized-keys", keys,
+		"--host-key", filepath.Join(dir, "host_key"), "--data", data)
+	p.waitOutput(t, "serving the workstation over SSH", 60*time.Second)
+
+	term := sshtest.Open(t, addr, known)
+	term.Screen.WaitFor(t, "slowest settlements", "4821")
+	if _, err := term.Stdin.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	term.Wait(t, 30*time.Second)
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, 30*time.Second); err != nil {
+		t.Errorf("ssh after SIGINT: %v\n%s", err, p.out.String())
 	}
 }

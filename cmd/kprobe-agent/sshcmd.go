@@ -12,28 +12,28 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/kprobe/kprobe/api/frontdoor"
-	"github.com/kprobe/kprobe/cmd/internal/apiflag"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/ui"
 )
 
 // runSSH serves the workstation over SSH: the on-call SRE needs nothing installed.
 func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ssh", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-agent ssh", flag.ContinueOnError)
 	var listen, keys, hostKey, logLevel string
 	var maxSessions int
-	var api apiflag.Client
-	api.Register(fs)
+	var src wire.Source
+	src.Register(fs)
 	fs.StringVar(&listen, "listen", env("SSH_LISTEN", ":2222"), "SSH listen address")
 	fs.StringVar(&keys, "authorized-keys", env("SSH_AUTHORIZED_KEYS", ""), "authorized_keys file of the people let in (public keys only; re-read when it changes)")
 	fs.StringVar(&hostKey, "host-key", env("SSH_HOST_KEY", defaultHostKey()), "the server's host key (created, ed25519, when missing)")
 	fs.IntVar(&maxSessions, "max-sessions", 32, "sessions at once")
 	fs.StringVar(&logLevel, "log-level", env("LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-agent ssh --authorized-keys FILE --api HOST:PORT [flags]\n\nEach SSH session gets its own workstation over the data behind --api.\nReplay is not offered over SSH: it runs programs, so it runs on the SRE's own machine (kprobe-tui replay --api).\n\n")
+		fmt.Fprint(fs.Output(), "usage: kprobe-agent ssh --authorized-keys FILE (--api HOST:PORT | --data DIR | --clickhouse ADDR --neo4j URI) [flags]\n\nEach SSH session gets its own workstation over the data: a kprobe API, or the stores themselves.\nWith --data, a recorder holding the directory ('kprobe-agent standalone') is read through its API socket.\nReplay is not offered over SSH: it runs programs, so it runs on the SRE's own machine (kprobe-tui replay --api).\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -42,14 +42,12 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if keys == "" {
 		return fmt.Errorf("--authorized-keys FILE is required: public keys are the only way in")
 	}
-	if !api.Set() {
-		return fmt.Errorf("--api HOST:PORT is required: the sessions read the investigation through a kprobe API")
-	}
 	log, err := newLogger(stderr, logLevel)
 	if err != nil {
 		return err
 	}
-	svc, err := api.Dial(ctx)
+	src.Logger = log
+	svc, err := src.Open(ctx)
 	if err != nil {
 		return err
 	}
@@ -61,7 +59,7 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	srv, err := frontdoor.New(frontdoor.Options{
 		Logger: log, Addr: listen, HostKey: hostKey, AuthorizedKeys: keys, MaxSessions: maxSessions,
 		Session: func(ctx context.Context, user string) tea.Model {
-			return ui.New(ctx, ui.Options{Service: svc, Source: "--api " + api.Addr, ExportDir: exportDir,
+			return ui.New(ctx, ui.Options{Service: svc, Source: src.Flags(), ExportDir: exportDir,
 				Logger: log.With("ssh_user", user)})
 		},
 	})
@@ -72,7 +70,7 @@ func runSSH(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log.Info("serving the workstation over SSH", "addr", ln.Addr().String(), "api", api.Addr, "reports", exportDir)
+	log.Info("serving the workstation over SSH", "addr", ln.Addr().String(), "data", src.Flags(), "reports", exportDir)
 	return srv.Serve(ctx, ln)
 }
 

@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/recorder"
@@ -20,16 +20,14 @@ import (
 const busBytes = 64 << 20
 
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("standalone", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-agent standalone", flag.ContinueOnError)
 	var ef wire.EngineFlags
 	ef.Register(fs, wire.Standalone)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-agent standalone --data DIR [record flags] [-- COMMAND ARGS...]\n\n")
-		fs.PrintDefaults()
-	}
-	cfg, err := parseRecordFlags(fs, args)
-	if err != nil {
+	fs.Usage = cli.Usage(fs, "usage: kprobe-agent standalone --data DIR [--pid PID]... [--comm NAME]... [--cgroup PATH]... [flags] [-- COMMAND ARGS...]\n\nRecords into the embedded stores under --data (read them with kprobe-tui --data DIR).\nFor Kafka, run 'kprobe-agent record --kafka' and 'kprobe-agent engine'.\n\n")
+	// Only the recorder's selection flags: where events go is the engine's business here.
+	var cfg recordConfig
+	sel := registerSelection(fs, &cfg)
+	if err := parseSelection(fs, args, stdout, sel, &cfg); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -38,13 +36,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := ef.Check(); err != nil {
 		return err
 	}
-	var kafkaFlag bool
-	fs.Visit(func(f *flag.Flag) {
-		kafkaFlag = kafkaFlag || f.Name == "kafka" || f.Name == "topic-prefix" || strings.HasPrefix(f.Name, "kafka-")
-	})
-	if kafkaFlag {
-		return fmt.Errorf("standalone runs on the in-process bus: for Kafka run 'kprobe-agent record --kafka' and 'kprobe-agent engine'")
-	}
+	cfg.sayWhole(stderr)
 	log, err := newLogger(stderr, cfg.logLevel)
 	if err != nil {
 		return err
@@ -65,7 +57,9 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
 
-	rec, err := openRecorder(ctx, cfg, log, stderr)
+	// The command's output goes to stderr, as with record's events on stdout: stdout is
+	// kept for what standalone itself may print.
+	rec, err := openRecorder(ctx, cfg, log, stderr, stderr)
 	if err != nil {
 		mem.Close()
 		<-engDone
@@ -82,14 +76,12 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
 	runErr := rec.Run(ctx, pub)
-	// A recorded command's exporter flushes its last spans as it exits; give them time
-	// to arrive before the bus closes.
-	if rec.HasCommand() {
-		time.Sleep(ef.Lateness / 2)
-	}
-	mem.Close()
-	// From here a store that keeps failing is given up DrainTimeout later.
+	// From here a store that keeps failing (its disk full) is given up DrainTimeout later.
 	eng.Drain()
+	// The spans of the recording (a recorded command's exporter sends its last as it
+	// exits) are in the engine before its input closes: no time is guessed for them.
+	eng.HaltOTLP()
+	mem.Close()
 	engErr := <-engDone
 	causalErr := eng.StopCausal(stderr)
 

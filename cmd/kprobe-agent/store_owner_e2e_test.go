@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kprobe/kprobe/api/client"
+	"github.com/kprobe/kprobe/pipeline/eventlog"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
@@ -82,6 +84,13 @@ func TestQueryAndStreamLiveWhileRecording(t *testing.T) {
 	if st, err := os.Stat(client.SocketPath(data)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("API socket: %v, mode %v; want 0600", err, st.Mode())
 	}
+	// A writer that cannot read through the socket (import opens the stores itself) is
+	// told which process holds them, and never advised to move a healthy store aside.
+	out, err := tui(t, "import", "--data", data, filepath.Join("..", "..", "testdata", "demo", "incident-slow-storage.kpds"))
+	held := fmt.Sprintf("kprobe-tui: embedded event log %s is in use by pid %d (%s standalone --data %s ", eventlog.EmbeddedDir(data), sa.cmd.Process.Pid, agent(t), data)
+	if err == nil || !strings.HasPrefix(out, held) || strings.Contains(out, "aside") || strings.Count(out, "\n") != 1 {
+		t.Errorf("import into a held store: %v\n%s\nwant one line starting %q", err, out, held)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -113,7 +122,7 @@ func TestQueryAndStreamLiveWhileRecording(t *testing.T) {
 
 	stage("live stream saw settlement 4821 and events")
 	// While standalone still records: the CLI over --data (the socket), and over --api.
-	out, err := tui(t, "settlements", "--data", data, "--top", "10")
+	out, err = tui(t, "settlements", "--data", data, "--top", "10")
 	if err != nil || !strings.Contains(out, "settlement 4821") {
 		t.Fatalf("kprobe-tui settlements --data while recording: %v\n%s", err, out)
 	}

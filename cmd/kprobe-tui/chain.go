@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
@@ -15,8 +16,7 @@ import (
 // runChain prints the causal chain of one business object: its causes ranked by the
 // latency they explain, each with the process and resource it names and the path to it.
 func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-tui chain", flag.ContinueOnError)
 	var src wire.Source
 	src.Register(fs)
 	var format, kind, id, trace string
@@ -30,10 +30,10 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&id, "id", "", "the ID of the --kind object")
 	fs.StringVar(&format, "format", "text", "output: text, json or markdown (the incident report's section)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI | --api HOST:PORT) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
+		fmt.Fprint(fs.Output(), "usage: kprobe-tui chain (--data DIR | --clickhouse ADDR --neo4j URI | --api HOST:PORT) (--settlement ID | --payment ID | --trace ID | --kind K --id ID) [--format text|json|markdown]\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -65,7 +65,7 @@ func runChain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := src.Mapping(); err != nil {
 		return err
 	}
-	if src.ClickHouse != "" && src.Data == "" && !src.API.Set() && src.Neo4j == "" {
+	if src.ClickHouse != "" && src.Data == "" && !src.API.Set() && src.Neo4jURI() == "" {
 		return fmt.Errorf("--clickhouse needs --neo4j URI for the causal graph (or KPROBE_NEO4J_URI)")
 	}
 	svc, err := src.Open(ctx)

@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// sessions counts the tmux sessions this test binary started (their names are unique).
+var sessions int
+
 // terminal is the workstation running in a real terminal (tmux), driven by keys and read
 // from the screen.
 type terminal struct {
@@ -22,7 +25,8 @@ func newTerminal(t *testing.T, w, h int, dir, command string) *terminal {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux is not installed")
 	}
-	tm := &terminal{t: t, session: fmt.Sprintf("kprobe-e2e-%d", os.Getpid())}
+	sessions++
+	tm := &terminal{t: t, session: fmt.Sprintf("kprobe-e2e-%d-%d", os.Getpid(), sessions)}
 	// remain-on-exit keeps the pane after the program quits, to read what it left.
 	tm.tmux("new-session", "-d", "-s", tm.session, "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), "-c", dir,
 		"env", "TERM=xterm-256color", "sh", "-c", command)
@@ -67,11 +71,38 @@ func (tm *terminal) waitFor(texts ...string) string {
 	}
 }
 
+// waitExit waits for the workstation to exit (the shell around it writes its status to
+// exitFile), wants status 0 and the terminal given back: the alternate screen gone.
+func (tm *terminal) waitExit(exitFile string) {
+	tm.t.Helper()
+	deadline := time.Now().Add(60 * time.Second) // a bound for failure only
+	var status []byte
+	for {
+		if b, err := os.ReadFile(exitFile); err == nil && len(b) > 0 {
+			status = b
+			break
+		}
+		if time.Now().After(deadline) {
+			tm.t.Fatalf("the workstation did not exit after q:\n%s", tm.screen())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.TrimSpace(string(status)) != "0" {
+		tm.t.Errorf("exit status %q, want 0", status)
+	}
+	if s := tm.screen(); strings.Contains(s, "kprobe chain") || strings.Contains(s, "slowest settlements") {
+		tm.t.Errorf("the terminal was not restored after q:\n%s", s)
+	}
+}
+
 // TestWorkstationInATerminal drives the workstation binary in tmux the way an SRE does:
 // type a settlement ID, drill from its chain to the kernel events, filter them, start a
 // replay with a tweak, export the report, quit; then checks the terminal was given back
 // and the report (with the replay experiment) is on disk.
-// The data comes through the API (an in-process server over an incident held in memory).
+// The data comes through the API (an in-process server over an incident held in memory,
+// with 500 events behind its first cause); its process has no flight recording, so the
+// replay is refused in one line. TestWorkstationOnARecordedIncident is the same flow on
+// the embedded event log of a real recording, with replays that run.
 func TestWorkstationInATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binaries and runs tmux")
@@ -101,16 +132,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 	// A replay with a tweak, on the real engine. The incident held in memory has no
 	// flight-recorder syscalls, so the engine refuses it: the run says why in one line.
 	tm.keys("r")
-	tm.waitFor("┃ Program", "/bin/true")
-	tm.keys("Enter")
-	tm.waitFor("┃ Delay a syscall")
-	tm.keys("write 200ms", "Enter")
-	tm.waitFor("┃ Inject an error")
-	tm.keys("Enter")
-	tm.waitFor("┃ Change a timeout")
-	tm.keys("Enter")
-	tm.waitFor("┃ Timing")
-	tm.keys("Enter")
+	tm.replayForm("/bin/true", "write 200ms", "")
 	tm.waitFor("run 1 of 1", "syscall=write,delay=200ms", "did not finish: replay: no flight-recorder events for pid 4242")
 	tm.keys("c")
 	tm.waitFor("production", "run 1", "failed")
@@ -120,25 +142,7 @@ func TestWorkstationInATerminal(t *testing.T) {
 	report := filepath.Join(dir, "incident-settlement-4821.md")
 	tm.waitFor("report written: " + report[:min(len(report), 80)])
 	tm.keys("q")
-	deadline := time.Now().Add(60 * time.Second)
-	var status []byte
-	for {
-		if b, err := os.ReadFile(exitFile); err == nil && len(b) > 0 {
-			status = b
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the workstation did not exit after q:\n%s", tm.screen())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if strings.TrimSpace(string(status)) != "0" {
-		t.Errorf("exit status %q, want 0", status)
-	}
-	// The alternate screen is gone: the terminal shows what it showed before.
-	if s := tm.screen(); strings.Contains(s, "kprobe chain") || strings.Contains(s, "slowest settlements") {
-		t.Errorf("the terminal was not restored after q:\n%s", s)
-	}
+	tm.waitExit(exitFile)
 	md, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)

@@ -9,14 +9,14 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
 
 func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-tui events", flag.ContinueOnError)
 	var src wire.Source
 	src.Register(fs)
 	var (
@@ -38,7 +38,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&typ, "type", "", "event type: read, write, tcp_send, tcp_recv, sched_switch, page_fault")
 	fs.IntVar(&limit, "limit", 0, "at most this many events (0: all)")
 	fs.StringVar(&format, "format", "jsonl", "output format: jsonl")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -50,14 +50,15 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if pid > 1<<32-1 || tid > 1<<32-1 {
 		return fmt.Errorf("--pid/--tid out of range")
 	}
+	if limit < 0 {
+		return fmt.Errorf("--limit %d: want 0 (all) or more", limit)
+	}
+	win, err := parseWindow(from, to)
+	if err != nil {
+		return err
+	}
 	q := investigate.EventQuery{Node: node, PID: uint32(pid), TID: uint32(tid), Ref: investigate.Ref{TraceID: trace}, SpanID: span, Limit: limit}
-	var err error
-	if q.From, err = parseTime("from", from); err != nil {
-		return err
-	}
-	if q.To, err = parseTime("to", to); err != nil {
-		return err
-	}
+	q.From, q.To = win.from, win.to
 	switch {
 	case settlement != "" && payment != "":
 		return fmt.Errorf("give --settlement or --payment, not both")
@@ -73,7 +74,7 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		q.Types = []event.Type{t}
 	}
-	if q.PID == 0 && q.TID == 0 && q.Ref == (investigate.Ref{}) && q.SpanID == "" && q.From == 0 && q.To == 0 {
+	if q.PID == 0 && q.TID == 0 && q.Ref == (investigate.Ref{}) && q.SpanID == "" && !win.given {
 		return fmt.Errorf("no selection: give at least one of --pid, --trace, --settlement, --payment, --from/--to")
 	}
 	svc, err := src.Open(ctx)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
+	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/dataset"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
@@ -17,29 +19,31 @@ import (
 // runImport loads a recorded incident (a dataset, such as the one in testdata/demo) into
 // the embedded stores under --data, through the same engine as a live recording.
 func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-tui import", flag.ContinueOnError)
 	var data string
 	fs.StringVar(&data, "data", "", "data directory of the embedded default to load into (required)")
-	fs.Usage = func() { fmt.Fprint(stderr, "usage: kprobe-tui import --data DIR DATASET\n") }
-	if err := fs.Parse(args); err != nil {
+	fs.Usage = cli.Usage(fs, "usage: kprobe-tui import --data DIR DATASET\n\n")
+	rest, err := cli.ParseArgs(fs, args, stdout)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if data == "" || fs.NArg() != 1 {
-		fs.Usage()
-		return fmt.Errorf("give --data DIR and one dataset file")
+	if data == "" || len(rest) != 1 {
+		return fmt.Errorf("give --data DIR and one dataset file (usage: kprobe-tui import --data DIR DATASET)")
 	}
-	f, err := os.Open(fs.Arg(0))
+	f, err := os.Open(rest[0])
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	d, err := dataset.Read(f)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fs.Arg(0), err)
+		return fmt.Errorf("%s: %w", rest[0], err)
+	}
+	if err := wire.PrivateData(data); err != nil {
+		return err
 	}
 	store, err := eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(data), eventlog.Options{})
 	if err != nil {

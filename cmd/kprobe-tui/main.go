@@ -50,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "replay":
 		return runReplay(ctx, args[1:], stdout, stderr)
+	case "replay-pane": // the workstation's replay worker (replayworker.go), not for people
+		return runReplayPane(ctx, os.Stdin, stdout)
 	case "report":
 		return runReport(ctx, args[1:], stdout, stderr)
 	case "import":
@@ -64,8 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", args[0])
+	return fmt.Errorf("unknown command %q (kprobe-tui help lists them)", args[0])
 }
 
 func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }

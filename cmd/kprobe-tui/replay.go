@@ -159,12 +159,11 @@ func replayOptions(pid uint, node, from, to, onDivergence string, tweaks []strin
 		return o, err
 	}
 	o.Query = replay.Query{Node: node, PID: uint32(pid)}
-	if o.Query.From, err = parseTime("from", from); err != nil {
+	win, err := parseWindow(from, to)
+	if err != nil {
 		return o, err
 	}
-	if o.Query.To, err = parseTime("to", to); err != nil {
-		return o, err
-	}
+	o.Query.From, o.Query.To = win.from, win.to
 	o.Tweaks, o.OnDivergence = tweaks, policy
 	return o, nil
 }

@@ -11,14 +11,11 @@ import (
 	"github.com/kprobe/kprobe/ui/common"
 )
 
-// engineReplayer is the replay engine behind the workstation's replay pane: one
-// replay.Start per run, its program output and trace records turned into the pane's
-// updates, its summary into the experiment the report keeps.
+// engineReplayer is the replay engine behind the workstation's replay pane, run in the
+// replay-pane child (replayworker.go): one replay.Start per run, its program output and
+// trace records turned into the pane's updates, its summary into the experiment the
+// report keeps.
 type engineReplayer struct{ log replay.Log }
-
-func newReplayer(svc investigate.Service) common.Replayer {
-	return engineReplayer{log: investigate.ReplayLog(svc)}
-}
 
 func (r engineReplayer) Start(ctx context.Context, req common.ReplayRequest) (<-chan common.ReplayUpdate, error) {
 	if len(req.Program) == 0 {
@@ -32,7 +29,7 @@ func (r engineReplayer) Start(ctx context.Context, req common.ReplayRequest) (<-
 	out := &paneWriter{ctx: ctx, ch: updates}
 	run, err := replay.Start(ctx, replay.Options{
 		Log:    r.log,
-		Query:  replay.Query{Node: req.Process.Node, PID: req.Process.PID, From: req.From, To: req.To},
+		Query:  replay.Query{Node: req.Process.Node, PID: req.Process.PID},
 		Tweaks: tweaks,
 	}, replay.Program{Path: req.Program[0], Args: req.Program[1:], Stdout: out, Stderr: out})
 	if err != nil {

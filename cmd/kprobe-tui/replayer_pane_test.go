@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -26,8 +27,9 @@ func (s memoryLog) SyscallLog(context.Context, investigate.SyscallLogQuery) ([]e
 	return s.evs, nil
 }
 
-// TestReplayPaneGetsOutputTraceAndSummary: the workstation's replay pane gets the program's output, the
-// marked trace and the experiment, from the real engine.
+// TestReplayPaneGetsOutputTraceAndSummary: the workstation's replay pane gets the
+// program's output, the marked trace and the experiment, from the real engine in the
+// replay-pane child.
 func TestReplayPaneGetsOutputTraceAndSummary(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("runs the replay engine: needs root (ptrace, seccomp), not in -short")
@@ -43,7 +45,8 @@ func TestReplayPaneGetsOutputTraceAndSummary(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	ch, err := newReplayer(memoryLog{evs: evs}).Start(ctx, common.ReplayRequest{
+	r := workerReplayer{svc: memoryLog{evs: evs}, exe: filepath.Join(bins(t), "kprobe-tui")}
+	ch, err := r.Start(ctx, common.ReplayRequest{
 		Process: investigate.Process{PID: pid}, Program: []string{"cat", path}, Timing: "fast"})
 	if err != nil {
 		t.Fatal(err)
@@ -68,5 +71,29 @@ func TestReplayPaneGetsOutputTraceAndSummary(t *testing.T) {
 	}
 	if done == nil || done.ExitCode != 0 || done.Served != 3 || done.Err != "" || done.Timing != "fast" {
 		t.Errorf("experiment %+v", done)
+	}
+}
+
+// A worker that dies before its summary still ends the run, with what it said.
+func TestReplayWorkerDiesWithoutSummary(t *testing.T) {
+	dir := t.TempDir()
+	worker := filepath.Join(dir, "worker")
+	if err := os.WriteFile(worker, []byte("#!/bin/sh\necho 'replay-pane: out of luck' >&2\nexit 2\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := workerReplayer{svc: memoryLog{}, exe: worker}
+	ch, err := r.Start(context.Background(), common.ReplayRequest{Process: investigate.Process{PID: 1},
+		Program: []string{"true"}, Tweaks: []string{"timing=fast"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []common.ReplayUpdate
+	for u := range ch {
+		got = append(got, u)
+	}
+	want := []common.ReplayUpdate{{Done: &investigate.Experiment{Tweaks: []string{"timing=fast"},
+		Err: "the replay ended without a summary: replay-pane: out of luck"}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("updates (-want +got):\n%s", diff)
 	}
 }

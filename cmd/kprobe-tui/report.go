@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui/common"
@@ -15,8 +16,7 @@ import (
 
 // runReport prints (or writes) the markdown incident report of one subject.
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-tui report", flag.ContinueOnError)
 	var src wire.Source
 	src.Register(fs)
 	var settlement, payment, output string
@@ -25,7 +25,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&payment, "payment", "", "payment ID")
 	fs.StringVar(&output, "output", "-", "write the report to this file (- : stdout)")
 	fs.IntVar(&rows, "evidence", 5, "kernel events shown per cause")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -61,5 +61,6 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-// replayer is the replay engine behind the workstation's replay screen (replayer.go).
-func replayer(svc investigate.Service) common.Replayer { return newReplayer(svc) }
+// replayer is the replay engine behind the workstation's replay screen, in a child
+// process (replayworker.go).
+func replayer(svc investigate.Service) common.Replayer { return workerReplayer{svc: svc} }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 )
@@ -14,8 +15,7 @@ import (
 // runSettlements prints the slowest settlements and, under each, what the kernel did
 // while it ran: time per kind of kernel event and the slowest events themselves.
 func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("settlements", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("kprobe-tui settlements", flag.ContinueOnError)
 	var src wire.Source
 	src.Register(fs)
 	var top, events int
@@ -26,7 +26,7 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&from, "from", "", "only settlements starting at or after (RFC 3339 or ns)")
 	fs.StringVar(&to, "to", "", "only settlements starting before (RFC 3339 or ns)")
 	fs.BoolVar(&failed, "failed", false, "only settlements whose spans ended in error")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, stdout); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -35,14 +35,14 @@ func runSettlements(ctx context.Context, args []string, stdout, stderr io.Writer
 	if top <= 0 {
 		return fmt.Errorf("--top %d: want at least 1", top)
 	}
-	q := investigate.SubjectQuery{Kind: investigate.KindSettlement, Limit: top, FailedOnly: failed}
-	var err error
-	if q.From, err = parseTime("from", from); err != nil {
+	if events < 0 {
+		return fmt.Errorf("--events %d: want 0 (none) or more", events)
+	}
+	win, err := parseWindow(from, to)
+	if err != nil {
 		return err
 	}
-	if q.To, err = parseTime("to", to); err != nil {
-		return err
-	}
+	q := investigate.SubjectQuery{Kind: investigate.KindSettlement, Limit: top, FailedOnly: failed, From: win.from, To: win.to}
 	svc, err := src.Open(ctx)
 	if err != nil {
 		return err

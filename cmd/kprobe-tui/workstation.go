@@ -13,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/term"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
 	"github.com/kprobe/kprobe/pipeline/investigate"
 	"github.com/kprobe/kprobe/ui"
@@ -21,7 +22,7 @@ import (
 // runWorkstation opens the interactive workstation (kprobe-tui with no subcommand).
 func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kprobe-tui", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage, "\nflags of the workstation:\n"); fs.PrintDefaults() }
 	var src wire.Source
 	src.Register(fs)
 	var settlement, payment, exportDir, debugLog, replayProgram string
@@ -32,14 +33,15 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&debugLog, "debug-log", os.Getenv("KPROBE_TUI_LOG"), "write debug logs to this file (never to the terminal)")
 	fs.StringVar(&replayProgram, "replay-program", os.Getenv("KPROBE_REPLAY_PROGRAM"), "the command the replay form proposes to run in place of the recorded process")
 	fs.DurationVar(&refresh, "refresh", 2*time.Second, "how often the start screen re-reads the recent window (0: never)")
-	if err := fs.Parse(args); err != nil {
+	rest, err := cli.ParseArgs(fs, args, stdout)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unknown command %q (see kprobe-tui help)", fs.Arg(0))
+	if len(rest) > 0 {
+		return fmt.Errorf("unknown command %q (see kprobe-tui help)", rest[0])
 	}
 	if settlement != "" && payment != "" {
 		return fmt.Errorf("give --settlement or --payment, not both")

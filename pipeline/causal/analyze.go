@@ -191,6 +191,12 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 	}
 	out := make([]Cause, 0, len(accs))
 	for _, a := range accs {
+		if p := a.c.proc; p != nil {
+			// Named now, with every name seen, not as the cause was first met.
+			if comm := an.comm(ProcKey{p.Node, p.PID}); comm != "" {
+				p.Comm = comm
+			}
+		}
 		c := Cause{Key: a.c.key, Kind: a.c.kind, ExplainedNs: a.ns, WhatIfNs: dur - a.ns, Process: a.c.proc,
 			Resource: a.c.resource, ResourceID: a.c.resourceID, Rule: heaviest(a.rules), Join: heaviest(a.joins), resNode: a.c.resNode}
 		if a.c.kind == KindUnexplained {
@@ -220,9 +226,7 @@ func (an *analyzer) rank(leaves []leafOf, dur int64, idx *Index, r Result) []Cau
 	// Deterministic from here on: folding adds up in order.
 	slices.SortFunc(out, func(x, y Cause) int { return cmp.Compare(x.Key, y.Key) })
 	out = foldSmall(out, dur)
-	slices.SortFunc(out, func(x, y Cause) int {
-		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key))
-	})
+	RankCauses(out)
 	return out
 }
 
@@ -315,6 +319,17 @@ func (an *analyzer) path(c *causeInfo, sp *span.Span, ns int64) []Step {
 		out = append(out, Step{Kind: "span", Name: sp.Name, DurationNs: sp.EndNs - sp.StartNs,
 			Process: an.proc(ProcKey{sp.Host, sp.PID}), Detail: sp.Service + " span " + sp.SpanID})
 	}
+	return append(out, an.steps(c, ns)...)
+}
+
+// steps: what the cause names, after the span; reached through lock holders, each lock
+// and its holder first.
+func (an *analyzer) steps(c *causeInfo, ns int64) []Step {
+	var out []Step
+	for _, v := range c.via {
+		out = append(out, Step{Kind: "lock", Name: v.resource, DurationNs: ns, Detail: v.detail},
+			Step{Kind: "process", Name: v.proc.Comm, Process: v.proc, Detail: "held what was waited for, meanwhile delayed by what follows"})
+	}
 	switch c.kind {
 	case KindSlowPeer:
 		out = append(out, c.path...)
@@ -338,6 +353,14 @@ func (an *analyzer) path(c *causeInfo, sp *span.Span, ns int64) []Step {
 
 // summary is the one sentence an SRE pastes into the incident channel.
 func summary(c *Cause, ci *causeInfo, r Result, idx *Index) string {
+	s := rootSummary(c, ci, r, idx)
+	for _, v := range ci.via {
+		s += fmt.Sprintf("; reached through %s, which held what was waited for (%s)", v.proc, v.resource)
+	}
+	return s
+}
+
+func rootSummary(c *Cause, ci *causeInfo, r Result, idx *Index) string {
 	d := time.Duration(c.ExplainedNs).Round(time.Microsecond)
 	pct := fmt.Sprintf("%.0f%%", 100*c.Share)
 	switch c.Kind {

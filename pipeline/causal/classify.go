@@ -15,12 +15,14 @@ type analyzer struct {
 	// preemptors counts, per CPU, who preempted the subject's threads: the best guess
 	// for who held a CPU the thread waited for after a wake-up.
 	preemptors map[uint32]map[ProcKey]int64
-	nextComm   map[ProcKey]string
-	depth      int // holders followed so far (waker chains)
+	// nextComm weighs, per process not recorded, the names its threads had when they
+	// took the CPU: the heaviest names it, whatever order the rules saw them in.
+	nextComm map[ProcKey]map[string]int64
+	depth    int // holders followed so far (waker chains)
 }
 
 func newAnalyzer(idx *Index) *analyzer {
-	return &analyzer{idx: idx, causes: map[string]*causeInfo{}, preemptors: map[uint32]map[ProcKey]int64{}, nextComm: map[ProcKey]string{}}
+	return &analyzer{idx: idx, causes: map[string]*causeInfo{}, preemptors: map[uint32]map[ProcKey]int64{}, nextComm: map[ProcKey]map[string]int64{}}
 }
 
 func (an *analyzer) cause(key string, mk func() *causeInfo) *causeInfo {
@@ -34,11 +36,31 @@ func (an *analyzer) cause(key string, mk func() *causeInfo) *causeInfo {
 }
 
 func (an *analyzer) proc(p ProcKey) *Proc {
-	comm := an.idx.Comm(p)
-	if comm == "" {
-		comm = an.nextComm[p]
+	return &Proc{Node: p.Node, PID: p.PID, Comm: an.comm(p)}
+}
+
+// comm names a process: as recorded, else by the heaviest name its threads took the CPU
+// under (ties: the first by name).
+func (an *analyzer) comm(p ProcKey) string {
+	if c := an.idx.Comm(p); c != "" {
+		return c
 	}
-	return &Proc{Node: p.Node, PID: p.PID, Comm: comm}
+	best, bestNs := "", int64(-1)
+	for c, ns := range an.nextComm[p] {
+		if ns > bestNs || ns == bestNs && c < best {
+			best, bestNs = c, ns
+		}
+	}
+	return best
+}
+
+func (an *analyzer) noteComm(p ProcKey, comm string, ns int64) {
+	m := an.nextComm[p]
+	if m == nil {
+		m = map[string]int64{}
+		an.nextComm[p] = m
+	}
+	m[comm] += ns
 }
 
 // threadMarks attributes the thread's time in [from, to). conf and join say how the
@@ -54,7 +76,7 @@ func (an *analyzer) threadMarks(v *threadView, from, to int64, conf float64, joi
 				an.preemptors[o.e.CPU] = m
 			}
 			m[p] += o.b - o.a
-			an.nextComm[p] = o.e.NextComm
+			an.noteComm(p, o.e.NextComm, o.b-o.a)
 		}
 	}
 	var episode []offIv
@@ -136,7 +158,7 @@ func (an *analyzer) cpuMark(v *threadView, o offIv, conf float64, join string) m
 		}
 		if best == 0 && o.e.NextPID != 0 {
 			holder = ProcKey{v.k.Node, o.e.NextPID}
-			an.nextComm[holder] = o.e.NextComm
+			an.noteComm(holder, o.e.NextComm, o.b-o.a)
 		}
 	}
 	cpu := "cpu " + strconv.FormatUint(uint64(o.e.CPU), 10)
@@ -234,7 +256,9 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	hv := an.idx.view(holder, iv.a, iv.b)
 	var out []mark
 	for _, m := range resolve(an.threadMarks(hv, iv.a, iv.b, conf, join), iv.a, iv.b, &lock) {
-		if !holderEvidence[m.rule] {
+		if holderEvidence[m.rule] {
+			m.c = an.through(m.c, lock.c)
+		} else {
 			m.c, m.rule, m.conf, m.join = lock.c, lock.rule, lock.conf, lock.join
 		}
 		m.prio = prioBlocked
@@ -244,13 +268,27 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	return out
 }
 
+// through is cause c of a holder's time as the waiting thread sees it: reached through
+// the lock the holder held, which its path names before the root.
+func (an *analyzer) through(c, lock *causeInfo) *causeInfo {
+	if c == lock {
+		return c
+	}
+	return an.cause(c.key+"|via|"+lock.key, func() *causeInfo {
+		via := *c
+		via.via = append([]*causeInfo{lock}, c.via...)
+		return &via
+	})
+}
+
 // holderEvidence are the rules whose finding about a holder's thread stands on an event
-// of its own (a switch-out while runnable, a syscall it was in, a fault run). A holder
+// of its own (a switch-out while runnable, a syscall it was in or the flush right after
+// one, a fault run or the block right after a fault). A holder
 // thread merely blocked is not trusted further: under a runtime that moves work between
 // threads (Go, a JVM), the thread that let go is often not the one that did the work, and
 // its idle blocks say nothing about why the lock was held.
 var holderEvidence = map[string]bool{RulePreempted: true, RuleRunQueue: true, RuleFileSyscall: true,
-	RulePeerWait: true, RuleFaultRun: true, RuleWaker: true}
+	RuleAfterFileWrite: true, RulePeerWait: true, RuleFaultRun: true, RuleBlockedInFault: true, RuleWaker: true}
 
 // maxWakerChain bounds how many holders deep a wait is followed.
 const maxWakerChain = 3

@@ -51,9 +51,7 @@ func ReadResult(ctx context.Context, r Reader, kind, id string) (Result, error) 
 		}
 		res.Causes = append(res.Causes, c)
 	}
-	slices.SortFunc(res.Causes, func(x, y Cause) int {
-		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Key, y.Key))
-	})
+	RankCauses(res.Causes)
 	return res, nil
 }
 

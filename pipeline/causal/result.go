@@ -1,7 +1,9 @@
 package causal
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/kprobe/kprobe/pipeline/span"
 )
@@ -40,7 +42,7 @@ var RuleText = map[string]string{
 	RulePeerWait:       "blocked until a reply on a TCP connection; the other end matched by reversed 4-tuple and time, hop by hop, to the process that spent the time",
 	RuleFaultRun:       "on CPU between page faults that follow each other closely (faults carry no duration on tracepoint-only kernels)",
 	RuleBlockedInFault: "blocked right after a page fault, in no syscall (a major fault, reclaim, or the mm lock)",
-	RuleWaker:          "blocked until another recorded thread woke it (sched_switch waker_*); where that holder was itself waiting for a CPU, CPU contention",
+	RuleWaker:          "blocked until another recorded thread woke it (sched_switch waker_*); where that holder was itself waiting on something the kernel shows (a CPU, a file, a peer, page faults, a further holder), that, reached through the holder",
 	RuleInferredWaker:  "blocked, the waker not reported (a wake-up queued to an idle CPU), and one recorded process alone was running when it was woken",
 	RuleRemainder:      "on CPU in the service's own code, or blocked with nothing recorded to explain it",
 }
@@ -59,6 +61,14 @@ type Proc struct {
 	Node string `json:"node"`
 	PID  uint32 `json:"pid"`
 	Comm string `json:"comm"`
+}
+
+// pid is 0 for no process (a cause naming a resource only).
+func (p *Proc) pid() uint32 {
+	if p == nil {
+		return 0
+	}
+	return p.PID
 }
 
 func (p *Proc) String() string {
@@ -101,6 +111,17 @@ type Cause struct {
 	Path        []Step
 
 	resNode *Node // the resource's graph node
+}
+
+// RankCauses orders causes as every chain shows them: by the time they explain, largest
+// first; ties (folded "small causes" of two kinds often explain the same few µs) by kind,
+// then resource, then process, then key, so that a chain drawn into a graph and read
+// back, and the same chain computed again on demand, rank alike.
+func RankCauses(cs []Cause) {
+	slices.SortFunc(cs, func(x, y Cause) int {
+		return cmp.Or(cmp.Compare(y.ExplainedNs, x.ExplainedNs), cmp.Compare(x.Kind, y.Kind),
+			cmp.Compare(x.Resource, y.Resource), cmp.Compare(x.Process.pid(), y.Process.pid()), cmp.Compare(x.Key, y.Key))
+	})
 }
 
 // Result is the causal chain of one business object.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // The rule tests build what the recorder reports for a thread (switches with their
@@ -58,6 +59,25 @@ func TestCPUContention(t *testing.T) {
 	}
 	if c := r.Causes[0]; c.WhatIfNs != 7*ms || c.Process.Comm != "hog" || c.Rule != RulePreempted || c.Join != JoinTID {
 		t.Errorf("cpu cause: what-if %d comm %q rule %q join %q", c.WhatIfNs, c.Process.Comm, c.Rule, c.Join)
+	}
+}
+
+// TestUnrecordedHolderNamedByItsHeaviestName: a process that was not recorded is known
+// only by the names its threads had when they took the CPU; the one it held the CPU
+// longest under names it, in whichever order the switches came.
+func TestUnrecordedHolderNamedByItsHeaviestName(t *testing.T) {
+	for _, order := range [][]string{{"raft-io", "metadata", "metadata"}, {"metadata", "metadata", "raft-io"}} {
+		w := newWorld()
+		svc := w.thread(100, 101, "settlement-svc", t0)
+		svc.run(1 * ms)
+		for i, name := range order {
+			svc.preempted(int64(10+i)*ms, 900, name)
+			svc.run(1 * ms)
+		}
+		c := topCause(t, Analyze(w.index(), settlement(svc, "1", t0)))
+		if c.Process == nil || c.Process.PID != 900 || c.Process.Comm != "metadata" || !strings.Contains(c.Summary, "metadata (pid 900") {
+			t.Errorf("switches named %v: top cause %+v, want pid 900 named metadata", order, c)
+		}
 	}
 }
 
@@ -228,6 +248,39 @@ func TestLockContention(t *testing.T) {
 	}
 }
 
+// TestLockHolderWaitingOnStorage: the settlement waits on a lock whose holder is itself
+// flushing a file it just wrote (a log appended and fsynced under the lock). The root is
+// the holder's storage wait, reached through the holder, as a slow peer is through its hops.
+func TestLockHolderWaitingOnStorage(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "svc", t0)
+	holder := w.thread(400, 401, "journaler", t0)
+	holder.write(0xfe00, 7, 10, 10*us, nil)
+	svc.run(1 * ms)
+	waitStart := svc.t
+	holder.t = waitStart + 5*ms
+	holder.write(0xfe00, 9, 256<<10, 100*us, nil)
+	holder.run(50 * us)
+	holder.blocked(80*ms, 0, 0, 0) // its fsync (not traced), woken by the disk's interrupt
+	holder.run(1 * ms)
+	svc.blocked(90*ms, 20*us, 400, 401)
+	svc.run(1 * ms)
+	r := Analyze(w.index(), settlement(svc, "1", t0))
+	checkTop(t, r, want{kind: KindStorage, pid: 400, resource: "inode 9", ns: 100*us + 50*us + 80*ms})
+	c := r.Causes[0]
+	var steps []string
+	for _, s := range c.Path {
+		steps = append(steps, s.Kind+" "+s.Name)
+	}
+	wantSteps := []string{"span settlement.process", "lock held by tid 401", "process journaler", "file file dev 254:0 inode 9"}
+	if diff := cmp.Diff(wantSteps, steps); diff != "" || c.Rule != RuleAfterFileWrite || !strings.Contains(c.Summary, "reached through journaler (pid 400") {
+		t.Errorf("rule %q (want %q), summary %q, path (-want +got):\n%s", c.Rule, RuleAfterFileWrite, c.Summary, diff)
+	}
+	if c := r.Causes[1]; c.Kind != KindLock || c.Process == nil || c.Process.PID != 400 {
+		t.Errorf("second cause %+v: want the rest of the wait on the lock journaler held", c)
+	}
+}
+
 // A block whose waker is not recorded and with no I/O around it stays unexplained: the
 // rules do not guess.
 func TestUnexplainedSleep(t *testing.T) {
@@ -346,5 +399,27 @@ func TestWaitOnAWorkerDoingIO(t *testing.T) {
 	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "inode 77", ns: 45 * ms})
 	if c := r.Causes[0]; c.Join != JoinWaker {
 		t.Errorf("join %q: found through the waker, want %q", c.Join, JoinWaker)
+	}
+}
+
+// TestRankCausesIsTotal: causes explaining the same time rank by kind, resource, process
+// and key, whatever order they come in (a drawn chain read back and one computed on
+// demand must rank alike).
+func TestRankCausesIsTotal(t *testing.T) {
+	want := []Cause{
+		{Key: "storage|f", Kind: KindStorage, ExplainedNs: 9},
+		{Key: "cpu_contention|others", Kind: KindCPU, ExplainedNs: 5, Resource: "3 small causes: a, b"},
+		{Key: "cpu_contention|vm|7", Kind: KindCPU, ExplainedNs: 5, Resource: "cpu 1", Process: &Proc{PID: 7}},
+		{Key: "cpu_contention|vm|70", Kind: KindCPU, ExplainedNs: 5, Resource: "cpu 1", Process: &Proc{PID: 70}},
+		{Key: "slow_peer|others", Kind: KindSlowPeer, ExplainedNs: 5, Resource: "2 small causes: x, y"},
+		{Key: "unexplained", Kind: KindUnexplained, ExplainedNs: 5},
+	}
+	for shift := range want {
+		got := append(slices.Clone(want[shift:]), want[:shift]...)
+		slices.Reverse(got)
+		RankCauses(got)
+		if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Cause{})); diff != "" {
+			t.Errorf("from rotation %d (-want +got):\n%s", shift, diff)
+		}
 	}
 }

@@ -60,6 +60,7 @@ type causeInfo struct {
 	file       *FileKey // storage: the file
 	path       []Step   // steps after the subject's span
 	detail     string
+	via        []*causeInfo // the locks whose holders it delayed, the subject's first (waker chains)
 }
 
 // syscallIv is one traced read/write, with what it was on.

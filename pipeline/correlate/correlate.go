@@ -3,6 +3,7 @@ package correlate
 import (
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/kprobe/kprobe/pipeline/event"
@@ -102,25 +103,35 @@ type Correlator struct {
 	linear       bool // tests and the benchmark baseline: scan spans instead of searching
 }
 
+// withDefaults fills in the zero options: the one place a correlator's defaults live
+// (Lateness reports the resolved lateness to those that wait on it).
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Lateness <= 0 {
+		o.Lateness = DefaultLateness
+	}
+	if o.MaxSpanLag <= 0 {
+		o.MaxSpanLag = DefaultMaxSpanLag
+	}
+	o.MaxSpanLag = max(o.MaxSpanLag, o.Lateness)
+	if o.MaxBufferedEvents <= 0 {
+		o.MaxBufferedEvents = DefaultMaxBufferedEvents
+	}
+	if o.MaxSpans <= 0 {
+		o.MaxSpans = DefaultMaxSpans
+	}
+	if o.BusinessPrefixes == nil {
+		o.BusinessPrefixes = slices.Clone(span.DefaultBusinessPrefixes)
+	}
+	return o
+}
+
 // New returns a Correlator, filling in defaults for zero options.
 func New(opts Options) *Correlator {
+	opts = opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Lateness <= 0 {
-		opts.Lateness = DefaultLateness
-	}
-	if opts.MaxSpanLag <= 0 {
-		opts.MaxSpanLag = DefaultMaxSpanLag
-	}
-	opts.MaxSpanLag = max(opts.MaxSpanLag, opts.Lateness)
-	if opts.MaxBufferedEvents <= 0 {
-		opts.MaxBufferedEvents = DefaultMaxBufferedEvents
-	}
-	if opts.MaxSpans <= 0 {
-		opts.MaxSpans = DefaultMaxSpans
-	}
 	return &Correlator{
 		log:        log.With("component", "correlator"),
 		lateness:   int64(opts.Lateness),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.DrainTimeout = 30 * time.Second
 	}
 	o.Correlate.Logger = o.Logger
+	if o.Correlate.BusinessPrefixes == nil {
+		// Resolved here, once: the correlator and the span topic's decoder keep the same.
+		o.Correlate.BusinessPrefixes = slices.Clone(span.DefaultBusinessPrefixes)
+	}
 	return o, nil
 }
 
@@ -82,6 +87,8 @@ type Engine struct {
 	// rebalances) the consumer starts again from the last committed offset, and what this
 	// engine already handled and still holds must not be joined and written twice.
 	seen map[partKey]int64
+	// spanConv decodes the span topic keeping the business attributes the correlator keeps.
+	spanConv otlp.Converter
 	// lateness is the correlator's resolved Lateness: a span message is safe to commit
 	// only once no event can join it any more.
 	lateness int64
@@ -132,8 +139,15 @@ func New(opts Options) (*Engine, error) {
 		draining: make(chan struct{}),
 	}
 	e.lateness = int64(e.corr.Lateness())
+	e.spanConv = otlp.Converter{Business: e.Business()}
 	e.commit = newCommitter(opts.Source, e.log, &e.stats.commits, &e.stats.commitRetries)
 	return e, nil
+}
+
+// Business is the span attributes the engine keeps as business attributes (resolved from
+// Options.Correlate.BusinessPrefixes): a span receiver feeding AddSpans keeps the same.
+func (e *Engine) Business() span.Business {
+	return span.Business{Prefixes: e.opts.Correlate.BusinessPrefixes}
 }
 
 // AddSpans hands spans received directly (OTLP gRPC/HTTP) to the engine; safe for
@@ -284,7 +298,7 @@ func (e *Engine) handle(m bus.Message) {
 	e.lastIn = time.Now()
 	e.flushed = false
 	if e.opts.SpansTopic != "" && m.Topic == e.opts.SpansTopic {
-		spans, err := otlp.DecodeKafka(m.Value)
+		spans, err := e.spanConv.DecodeKafka(m.Value)
 		if err != nil {
 			e.deadLetter(m, err)
 			e.pend.add(m, minInt64)

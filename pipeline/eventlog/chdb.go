@@ -3,6 +3,7 @@ package eventlog
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/ebitengine/purego"
+	"golang.org/x/sys/unix"
 )
 
 // A small purego binding to libchdb.so's C API (chdb.h). chdb-go is not used because it
@@ -70,7 +72,14 @@ func loadLibrary(path string) (*chdbLib, error) {
 		}
 		return loaded.lib, nil
 	}
-	if fi, err := os.Stat(path); err != nil || fi.IsDir() {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.IsDir() {
+		err = unix.Access(path, unix.R_OK)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("embedded ClickHouse engine (libchdb.so) at %s: permission denied: make it readable to this user, or set CHDB_LIB_PATH to a copy it can read", path)
+	}
+	if err != nil || fi.IsDir() {
 		return nil, fmt.Errorf("embedded ClickHouse engine (libchdb.so) not found at %s: run `make chdb` or scripts/chdb/fetch.sh, or set CHDB_LIB_PATH", path)
 	}
 	h, err := purego.Dlopen(path, purego.RTLD_NOW|purego.RTLD_LOCAL)
@@ -124,15 +133,12 @@ func connectEngine(lib *chdbLib, dir string) (*chdbConn, error) {
 		// would turn a Go nil-pointer panic into an engine crash report.
 		lib.setSignalHandlers(0)
 	}
-	args := []string{"kprobe", "--path=" + dir}
-	cargs := make([][]byte, len(args))
-	argv := make([]unsafe.Pointer, len(args)+1)
-	for i, a := range args {
-		cargs[i] = append([]byte(a), 0)
-		argv[i] = unsafe.Pointer(&cargs[i][0])
-	}
-	c := lib.connect(int32(len(args)), unsafe.Pointer(&argv[0]))
-	runtime.KeepAlive(cargs)
+	// argv is Go memory holding pointers to Go memory: C may keep them only while each
+	// target is pinned (the rule cgo's checker enforces; purego passes them unchecked).
+	var pin runtime.Pinner
+	defer pin.Unpin()
+	argv := cStrings(&pin, []string{"kprobe", "--path=" + dir}, nil)
+	c := lib.connect(int32(len(argv)-1), unsafe.Pointer(&argv[0]))
 	runtime.KeepAlive(argv)
 	if c == nil || *(*unsafe.Pointer)(c) == nil {
 		return nil, errors.New("engine refused to start")
@@ -177,20 +183,18 @@ func (c *chdbConn) query(sql []byte, format string, params []param, read func([]
 		res = c.lib.queryN(handle, unsafe.Pointer(&sql[0]), uintptr(len(sql)), unsafe.Pointer(&fmtb[0]), uintptr(len(format)))
 	} else {
 		n := len(params)
-		bufs := make([][]byte, 2*n)
-		ptrs := make([]unsafe.Pointer, 2*n)
-		lens := make([]uintptr, 2*n)
+		var pin runtime.Pinner
+		strs := make([]string, 2*n)
 		for i, p := range params {
-			for j, s := range []string{p.name, escapeParam(p.value)} {
-				b := append([]byte(s), 0) // never empty, so &b[0] is valid
-				bufs[j*n+i], ptrs[j*n+i], lens[j*n+i] = b, unsafe.Pointer(&b[0]), uintptr(len(s))
-			}
+			strs[i], strs[n+i] = p.name, escapeParam(p.value)
 		}
+		lens := make([]uintptr, 2*n)
+		ptrs := cStrings(&pin, strs, lens)
 		res = c.lib.queryParamsN(handle, unsafe.Pointer(&sql[0]), uintptr(len(sql)), unsafe.Pointer(&fmtb[0]), uintptr(len(format)),
 			unsafe.Pointer(&ptrs[0]), unsafe.Pointer(&lens[0]), unsafe.Pointer(&ptrs[n]), unsafe.Pointer(&lens[n]), uintptr(n))
-		runtime.KeepAlive(bufs)
 		runtime.KeepAlive(ptrs)
 		runtime.KeepAlive(lens)
+		pin.Unpin()
 	}
 	runtime.KeepAlive(sql)
 	runtime.KeepAlive(fmtb)
@@ -209,6 +213,21 @@ func (c *chdbConn) query(sql []byte, format string, params []param, read func([]
 		out = unsafe.Slice((*byte)(buf), n)
 	}
 	return read(out)
+}
+
+// cStrings copies strs into NUL-terminated buffers pinned by pin and returns their
+// addresses, with a nil after the last (argv's end); lens, when given, gets each length.
+func cStrings(pin *runtime.Pinner, strs []string, lens []uintptr) []unsafe.Pointer {
+	out := make([]unsafe.Pointer, len(strs)+1)
+	for i, s := range strs {
+		b := append([]byte(s), 0) // never empty, so &b[0] is valid
+		pin.Pin(&b[0])
+		out[i] = unsafe.Pointer(&b[0])
+		if lens != nil {
+			lens[i] = uintptr(len(s))
+		}
+	}
+	return out
 }
 
 func cString(p unsafe.Pointer) string {

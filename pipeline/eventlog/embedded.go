@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/kprobe/kprobe/pipeline/event"
 	"github.com/kprobe/kprobe/pipeline/span"
@@ -34,13 +37,23 @@ func acquireChDB(dir string) (_ *chdbConn, booted bool, _ error) {
 		sharedChDB.refs++
 		return sharedChDB.conn, false, nil
 	}
+	// Another process's engine on dir is named before this one tries and fails.
+	if err := heldElsewhere(dir); err != nil {
+		return nil, false, err
+	}
 	lib, err := loadLibrary(LibraryPath())
 	if err != nil {
 		return nil, false, err
 	}
 	c, err := connectEngine(lib, dir)
 	if err != nil {
-		return nil, false, fmt.Errorf("embedded ClickHouse could not open %s (%v; the engine logs why on stderr): the directory is corrupt or used by another process: stop that process, or move the directory aside", dir, err)
+		if err := heldElsewhere(dir); err != nil {
+			return nil, false, err // it started in between
+		}
+		if uerr := unix.Access(dir, unix.R_OK|unix.W_OK|unix.X_OK); errors.Is(uerr, fs.ErrPermission) {
+			return nil, false, fmt.Errorf("embedded event log %s: permission denied: run as the user who owns it", dir)
+		}
+		return nil, false, fmt.Errorf("embedded ClickHouse could not open %s (%v; the engine logs why on stderr): no other process holds it, so it may be damaged: if so, move it aside", dir, err)
 	}
 	sharedChDB.conn, sharedChDB.dir, sharedChDB.refs = c, dir, 1
 	return c, true, nil

@@ -266,10 +266,12 @@ func TestOpenEmbeddedCorruptDirectory(t *testing.T) {
 
 func TestOpenEmbeddedDirectoryInUse(t *testing.T) {
 	dir := requireEngine(t)
-	// This process holds dir; a second process must be refused, cleanly.
+	// This process holds dir; a second process must be refused, cleanly, told which
+	// process holds it, and not advised to move a healthy store aside.
 	out, code := child(t, "open", dir)
-	if code != 3 || !strings.Contains(lastLine(out), "used by another process") {
-		t.Errorf("exit %d, output:\n%s", code, out)
+	held := fmt.Sprintf("ERROR: embedded event log %s is in use by pid %d (", dir, os.Getpid())
+	if last := lastLine(out); code != 3 || !strings.HasPrefix(last, held) || strings.Contains(last, "aside") {
+		t.Errorf("exit %d, output:\n%s\nwant exit 3 and a last line starting %q", code, out, held)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -18,6 +20,17 @@ const Arg = "__launch"
 
 // gateFD is the launcher's end of the release pipe: the first of cmd.ExtraFiles.
 const gateFD = 3
+
+// umaskEnv hands the launcher the umask this process started with: a recorder keeping
+// its stores private narrows its own (umask 077), and the program must not inherit that.
+const umaskEnv = "KPROBE_LAUNCH_UMASK"
+
+// startUmask is read at init, before anything in this process changes it.
+var startUmask = func() int {
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return m
+}()
 
 // Options configures Start.
 type Options struct {
@@ -65,6 +78,7 @@ func Start(ctx context.Context, argv []string, opts Options) (*Held, error) {
 	if cmd.Stdin == nil {
 		cmd.Stdin = os.Stdin
 	}
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%o", umaskEnv, startUmask))
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = StopGrace
@@ -184,5 +198,21 @@ func Exec(argv []string) error {
 	if os.Getppid() != parent {
 		return fmt.Errorf("recorder went away before %q started", argv[0])
 	}
-	return syscall.Exec(path, argv, os.Environ())
+	return syscall.Exec(path, argv, restoreUmask(os.Environ()))
+}
+
+// restoreUmask sets the umask the recorder started with and returns env without the
+// variable that carried it.
+func restoreUmask(env []string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, umaskEnv+"="); ok {
+			if m, err := strconv.ParseUint(v, 8, 32); err == nil {
+				syscall.Umask(int(m))
+			}
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }

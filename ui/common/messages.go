@@ -27,9 +27,10 @@ type OpenEventsMsg struct {
 type OpenReplayMsg struct {
 	Ref     investigate.Ref
 	Subject investigate.Subject
+	// Process is replayed from its start, served its whole recording: the program run in
+	// its place starts from the beginning too, and needs what the process did before the
+	// subject's span (its opens, connects, the input it read) as much as what it did in it.
 	Process investigate.Process
-	// From/To bound the recorded window to replay.
-	From, To int64
 }
 
 // OpenReportMsg opens the report preview of a subject.

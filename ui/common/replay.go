@@ -17,9 +17,9 @@ type Replayer interface {
 
 // ReplayRequest says what to replay and how to change it.
 type ReplayRequest struct {
-	Ref      investigate.Ref
-	Process  investigate.Process
-	From, To int64
+	Ref investigate.Ref
+	// Process is the recorded process, replayed from its start (its whole recording).
+	Process investigate.Process
 	// Program is the command run in place of the recorded process (argv).
 	Program []string
 	// Tweaks are in the replay engine's tweak grammar (replay/tweak):

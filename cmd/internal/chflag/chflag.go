@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/certs"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
 )
@@ -26,7 +27,7 @@ type Flags struct {
 
 // Register adds the flags to fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
-	fs.BoolVar(&f.TLS, "clickhouse-tls", os.Getenv("KPROBE_CLICKHOUSE_TLS") == "1", "speak TLS to --clickhouse (implied by --clickhouse-ca)")
+	cli.BoolVar(fs, &f.TLS, "clickhouse-tls", "CLICKHOUSE_TLS", false, "speak TLS to --clickhouse (implied by --clickhouse-ca)")
 	fs.StringVar(&f.CA, "clickhouse-ca", os.Getenv("KPROBE_CLICKHOUSE_CA"), "CA certificate (PEM) of the ClickHouse server (default: the system's roots)")
 	fs.StringVar(&f.User, "clickhouse-user", os.Getenv("KPROBE_CLICKHOUSE_USER"), "ClickHouse user")
 	fs.StringVar(&f.PasswordFile, "clickhouse-password-file", os.Getenv("KPROBE_CLICKHOUSE_PASSWORD_FILE"), "file holding the ClickHouse password (or set KPROBE_CLICKHOUSE_PASSWORD)")

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/causal"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
@@ -31,10 +32,10 @@ type CausalFlags struct {
 
 // Register adds --neo4j, --business, --no-causal and --causal-retain.
 func (f *CausalFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Neo4jURI, "neo4j", Env("NEO4J_URI", ""), "draw causal chains into this Neo4j (bolt://host:7687, bolt+s://...; user and password from KPROBE_NEO4J_USER, KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE) instead of the embedded graph under --data")
-	fs.StringVar(&f.Business, "business", Env("BUSINESS", ""), "business mapping file (TOML): which spans are settlements, payments, ... (default: the built-in mapping)")
+	fs.StringVar(&f.Neo4jURI, "neo4j", cli.Env("NEO4J_URI", ""), "draw causal chains into this Neo4j (bolt://host:7687, bolt+s://...; user and password from KPROBE_NEO4J_USER, KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE) instead of the embedded graph under --data")
+	fs.StringVar(&f.Business, "business", cli.Env("BUSINESS", ""), "business mapping file (TOML): which spans are settlements, payments, ... (default: the built-in mapping)")
 	fs.BoolVar(&f.Off, "no-causal", false, "do not draw causal chains as events arrive (kprobe-tui chain then computes them from the event log)")
-	fs.DurationVar(&f.Retain, "causal-retain", EnvDuration("CAUSAL_RETAIN", time.Minute), "event history the causal engine keeps: the longest business object it draws as it happens")
+	cli.DurationVar(fs, &f.Retain, "causal-retain", "CAUSAL_RETAIN", time.Minute, "event history the causal engine keeps: the longest business object it draws as it happens")
 }
 
 // mapping loads the business mapping (the default when no file is given).

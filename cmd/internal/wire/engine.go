@@ -12,11 +12,11 @@ import (
 	"github.com/kprobe/kprobe/api/live"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
 	"github.com/kprobe/kprobe/cmd/internal/chflag"
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/correlate"
 	"github.com/kprobe/kprobe/pipeline/engine"
 	"github.com/kprobe/kprobe/pipeline/eventlog"
-	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // Shape is how an engine runs: in one process with the recorder on the embedded stores,
@@ -49,16 +49,16 @@ type EngineFlags struct {
 func (f *EngineFlags) Register(fs *flag.FlagSet, shape Shape) {
 	f.shape = shape
 	if shape == Standalone {
-		fs.StringVar(&f.Data, "data", Env("DATA", ""), "directory of the embedded stores (required)")
+		fs.StringVar(&f.Data, "data", cli.Env("DATA", ""), "directory of the embedded stores (required)")
 	} else {
-		fs.StringVar(&f.ClickHouse, "clickhouse", Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
-		fs.StringVar(&f.Data, "data", Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
+		fs.StringVar(&f.ClickHouse, "clickhouse", cli.Env("CLICKHOUSE_ADDR", ""), "ClickHouse server host:port for the event log")
+		fs.StringVar(&f.Data, "data", cli.Env("DATA", ""), "use the embedded event log under this directory instead of --clickhouse")
 		f.CH.Register(fs)
 	}
 	f.OTLP.Register(fs)
 	f.Causal.Register(fs)
 	f.API.Register(fs, "")
-	fs.DurationVar(&f.Lateness, "lateness", EnvDuration("LATENESS", 2*time.Second), "how late a span or event may arrive and still be joined")
+	cli.DurationVar(fs, &f.Lateness, "lateness", "LATENESS", 2*time.Second, "how late a span or event may arrive and still be joined")
 	fs.IntVar(&f.RetentionDays, "retention-days", 0, "drop events older than this many days (0: keep)")
 	fs.DurationVar(&f.DrainTimeout, "drain-timeout", 30*time.Second, "at a stop, how long to keep trying to write what is held to a failing event log (down, or its disk full) before giving up")
 	if shape == Standalone {
@@ -73,6 +73,12 @@ func (f *EngineFlags) Check() error {
 		return fmt.Errorf("--data DIR is required (where the embedded event log is kept)")
 	case f.shape == Cluster && (f.ClickHouse == "") == (f.Data == ""):
 		return fmt.Errorf("give exactly one of --clickhouse ADDR or --data DIR for the event log")
+	case f.Lateness < 0:
+		return fmt.Errorf("--lateness %v: must not be negative", f.Lateness)
+	case f.RetentionDays < 0:
+		return fmt.Errorf("--retention-days %d: want 0 (keep) or more", f.RetentionDays)
+	case f.Causal.Retain <= 0:
+		return fmt.Errorf("--causal-retain %v: must be positive", f.Causal.Retain)
 	}
 	return nil
 }
@@ -106,6 +112,7 @@ type Engine struct {
 	Log *eventlog.Log
 
 	causal   *causalRun
+	haltOTLP func()
 	stopOTLP func(io.Writer)
 	api      *apiServing
 }
@@ -126,6 +133,11 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 			e.Close()
 		}
 	}()
+	if f.Data != "" {
+		if err := PrivateData(f.Data); err != nil {
+			return nil, err
+		}
+	}
 	lo := eventlog.Options{Logger: log, RetentionDays: f.RetentionDays}
 	if f.ClickHouse != "" {
 		if lo.Server, err = f.CH.Auth(); err != nil {
@@ -157,8 +169,8 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	if err != nil {
 		return nil, err
 	}
-	ropts.Business = span.Business{Prefixes: mapping.Prefixes()}
-	if e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
+	ropts.Business = e.Business() // the engine's resolved prefixes: one source for both ways in
+	if e.haltOTLP, e.stopOTLP, err = serveOTLP(ctx, ropts, e.AddSpans); err != nil {
 		return nil, err
 	}
 	svc, err := servedService(log, e.Log, e.causal.graph(), mapping)
@@ -173,6 +185,15 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 
 // APISummary prints where the API was served, for the command's exit summary.
 func (e *Engine) APISummary(w io.Writer) { e.api.summary(w) }
+
+// HaltOTLP stops the span receiver taking spans and returns once every export in flight
+// (a recorded command's last, sent as it exits) is in the engine: closing the engine's
+// input after it loses none. The summary line waits for StopOTLP.
+func (e *Engine) HaltOTLP() {
+	if e.haltOTLP != nil {
+		e.haltOTLP()
+	}
+}
 
 // StopOTLP stops the span receiver and prints its summary line to w (when not nil).
 func (e *Engine) StopOTLP(w io.Writer) {

@@ -9,7 +9,9 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 
+	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/pipeline/otlp"
 )
 
@@ -22,8 +24,8 @@ type OTLPFlags struct {
 
 // Register adds --otlp-grpc, --otlp-http, --otlp-allow-service and --otlp-allow-peer.
 func (f *OTLPFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.GRPCAddr, "otlp-grpc", Env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
-	fs.StringVar(&f.HTTPAddr, "otlp-http", Env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.StringVar(&f.GRPCAddr, "otlp-grpc", cli.Env("OTLP_GRPC", otlp.DefaultGRPCAddr), "OTLP/gRPC listen address for spans, host:port or unix:PATH ('' to disable)")
+	fs.StringVar(&f.HTTPAddr, "otlp-http", cli.Env("OTLP_HTTP", otlp.DefaultHTTPAddr), "OTLP/HTTP listen address for spans, host:port or unix:PATH ('' to disable)")
 	fs.Var(&f.AllowServices, "otlp-allow-service", "accept spans only of this service.name (repeatable; default: any)")
 	fs.Var(&f.AllowPeers, "otlp-allow-peer", "accept spans only from senders in this address or CIDR (repeatable; default: any)")
 }
@@ -61,15 +63,16 @@ func NodeName(flagValue string) string {
 }
 
 // serveOTLP starts the OTLP receiver feeding spans to sink, when an address is given.
-// stop ends it, waits for it and prints its summary line; the receiver outlives ctx
-// until then, so spans sent while the engine drains still arrive.
-func serveOTLP(ctx context.Context, opts otlp.ReceiverOptions, sink otlp.Sink) (stop func(summary io.Writer), err error) {
+// halt stops it taking spans and returns once every export in flight has handed its
+// spans to sink; stop halts it and prints its summary line. The receiver outlives ctx
+// until then, so spans sent while the recording ends still arrive.
+func serveOTLP(ctx context.Context, opts otlp.ReceiverOptions, sink otlp.Sink) (halt func(), stop func(summary io.Writer), err error) {
 	if opts.GRPCAddr == "" && opts.HTTPAddr == "" {
-		return func(io.Writer) {}, nil
+		return func() {}, func(io.Writer) {}, nil
 	}
 	recv, err := otlp.NewReceiver(opts, sink)
 	if err != nil {
-		return nil, fmt.Errorf("starting OTLP receiver: %w", err)
+		return nil, nil, fmt.Errorf("starting OTLP receiver: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
@@ -79,9 +82,12 @@ func serveOTLP(ctx context.Context, opts otlp.ReceiverOptions, sink otlp.Sink) (
 			opts.Logger.Error("OTLP receiver stopped", "err", err)
 		}
 	}()
-	return func(w io.Writer) {
+	halt = sync.OnceFunc(func() {
 		cancel()
 		<-done
+	})
+	return halt, func(w io.Writer) {
+		halt()
 		if w != nil {
 			s := recv.Stats()
 			fmt.Fprintf(w, "otlp: requests=%d spans=%d host_from_node=%d pid_from_peer=%d pid_unresolved=%d invalid=%d refused_busy=%d refused_peer=%d refused_service_spans=%d bad_requests=%d body_timeouts=%d\n",

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 
 	"flag"
 	"fmt"
@@ -19,6 +21,7 @@ import (
 	"github.com/kprobe/kprobe/pipeline/graphstore/embedded"
 	"github.com/kprobe/kprobe/pipeline/graphstore/neo4j"
 	"github.com/kprobe/kprobe/pipeline/investigate"
+	"golang.org/x/sys/unix"
 )
 
 // Source is where a command reads from: the embedded stores under --data, a cluster's
@@ -47,7 +50,7 @@ func (s *Source) RegisterStores(fs *flag.FlagSet) {
 	fs.StringVar(&s.Data, "data", os.Getenv("KPROBE_DATA"), "data directory of the embedded default (as given to 'kprobe-agent standalone --data')")
 	fs.StringVar(&s.ClickHouse, "clickhouse", os.Getenv("KPROBE_CLICKHOUSE_ADDR"), "ClickHouse server address host:port or clickhouse:// DSN (instead of --data)")
 	s.CH.Register(fs)
-	fs.StringVar(&s.Neo4j, "neo4j", os.Getenv(neo4j.EnvURI), "the causal graph in Neo4j, with --clickhouse (bolt://, bolt+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE)")
+	fs.StringVar(&s.Neo4j, "neo4j", "", "the causal graph in Neo4j (bolt://, bolt+s://; user and password from KPROBE_NEO4J_USER and KPROBE_NEO4J_PASSWORD or _PASSWORD_FILE); default with --clickhouse: KPROBE_NEO4J_URI")
 	fs.StringVar(&s.Business, "business", os.Getenv("KPROBE_BUSINESS"), "business mapping file, as given to kprobe-agent (default: the built-in mapping)")
 }
 
@@ -100,8 +103,8 @@ func (s *Source) Open(ctx context.Context) (investigate.Service, error) {
 
 func (s *Source) openData(ctx context.Context) (investigate.Service, error) {
 	data := s.Data
-	if !exists(eventlog.EmbeddedDir(data)) {
-		return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
+	if err := checkEventLog(data); err != nil {
+		return nil, err
 	}
 	r, err := datadir.New(datadir.Options{Logger: s.Logger, Dir: data, Open: s.OpenStores})
 	if err != nil {
@@ -152,18 +155,18 @@ func (s *Source) OpenStores(ctx context.Context) (investigate.Service, error) {
 			return nil, err
 		}
 	} else {
-		if !exists(eventlog.EmbeddedDir(s.Data)) {
-			return nil, fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", s.Data, s.Data)
+		if err := checkEventLog(s.Data); err != nil {
+			return nil, err
 		}
 		if l, err = eventlog.OpenEmbedded(ctx, eventlog.EmbeddedDir(s.Data), eventlog.Options{Logger: log}); err != nil {
 			return nil, err
 		}
 	}
 	opts.Events, closers = l, append(closers, l)
-	switch {
-	case s.Neo4j != "":
+	switch uri := s.Neo4jURI(); {
+	case uri != "":
 		no := neo4j.EnvOptions(os.Getenv)
-		no.URI, no.Logger = s.Neo4j, log
+		no.URI, no.Logger = uri, log
 		g, err := neo4j.Open(ctx, no)
 		if err != nil {
 			return fail(err)
@@ -189,6 +192,37 @@ func service(c *client.Client, err error) (investigate.Service, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkEventLog says, in one line, why the event log under data cannot be read: there is
+// none, or this user may not read it (the recorder keeps it to its own user).
+func checkEventLog(data string) error {
+	dir := eventlog.EmbeddedDir(data)
+	_, err := os.Stat(dir)
+	if err == nil {
+		err = unix.Access(dir, unix.R_OK|unix.X_OK)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no event log under %s: record one with 'kprobe-agent standalone --data %s'", data, data)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("reading the event log under %s: permission denied: it is readable by the user who recorded it only (run as that user, or as root)", data)
+	}
+	return fmt.Errorf("reading the event log under %s: %w", data, err)
+}
+
+// Neo4jURI is the causal graph in Neo4j to read chains from: --neo4j, or with
+// --clickhouse the cluster's KPROBE_NEO4J_URI. A --data directory is one recording, whole:
+// a Neo4j named only by the environment (a shell set up for the cluster) holds other
+// recordings' subjects under the same IDs, and would answer with one of theirs. Without a
+// graph, chains are computed from the directory's own events.
+func (s *Source) Neo4jURI() string {
+	if s.Neo4j != "" || s.ClickHouse == "" {
+		return s.Neo4j
+	}
+	return os.Getenv(neo4j.EnvURI)
 }
 
 func exists(path string) bool {

@@ -61,6 +61,36 @@ func TestSourceFlags(t *testing.T) {
 	}
 }
 
+// TestSourceNeo4j: the environment's Neo4j is the cluster's, read beside --clickhouse;
+// a --data recording reads its own graph (or its events) unless --neo4j is given.
+func TestSourceNeo4j(t *testing.T) {
+	t.Setenv("KPROBE_NEO4J_URI", "bolt://cluster:7687")
+	t.Setenv("KPROBE_CLICKHOUSE_ADDR", "")
+	t.Setenv("KPROBE_DATA", "")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"data", []string{"--data", "d"}, ""},
+		{"data and --neo4j", []string{"--data", "d", "--neo4j", "bolt://mine:7687"}, "bolt://mine:7687"},
+		{"clickhouse", []string{"--clickhouse", "ch:9000"}, "bolt://cluster:7687"},
+		{"clickhouse and --neo4j", []string{"--clickhouse", "ch:9000", "--neo4j", "bolt://other:7687"}, "bolt://other:7687"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s Source
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			s.RegisterStores(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, s.Neo4jURI()); diff != "" {
+				t.Errorf("Neo4jURI (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestEngineFlagsCheck(t *testing.T) {
 	for _, tc := range []struct {
 		shape Shape

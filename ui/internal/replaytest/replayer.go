@@ -28,7 +28,7 @@ func (r *Replayer) Start(ctx context.Context, req common.ReplayRequest) (<-chan 
 	if req.Process.PID == 0 {
 		return nil, fmt.Errorf("replay: no process given")
 	}
-	log, err := r.Service.SyscallLog(ctx, investigate.SyscallLogQuery{Node: req.Process.Node, PID: req.Process.PID, From: req.From, To: req.To})
+	log, err := r.Service.SyscallLog(ctx, investigate.SyscallLogQuery{Node: req.Process.Node, PID: req.Process.PID})
 	if err != nil {
 		return nil, fmt.Errorf("replay: reading the syscall log: %w", err)
 	}

@@ -112,8 +112,7 @@ func (p *Page) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Replay):
 		s := p.chain.Subject
 		return common.Cmd(common.OpenReplayMsg{Ref: p.ref, Subject: s,
-			Process: investigate.Process{Node: s.Node, PID: s.PID, Comm: s.Comm},
-			From:    s.StartNs, To: s.StartNs + s.DurationNs})
+			Process: investigate.Process{Node: s.Node, PID: s.PID, Comm: s.Comm}})
 	case key.Matches(msg, k.Report):
 		return common.Cmd(common.OpenReportMsg{Ref: p.ref})
 	default:

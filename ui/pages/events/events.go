@@ -184,8 +184,7 @@ func (p *Page) replay() tea.Cmd {
 		return nil
 	}
 	return common.Cmd(common.OpenReplayMsg{Ref: p.open.Ref,
-		Process: investigate.Process{Node: e.Node, PID: e.PID, Comm: e.Comm},
-		From:    p.open.SpanFrom, To: p.open.SpanTo})
+		Process: investigate.Process{Node: e.Node, PID: e.PID, Comm: e.Comm}})
 }
 
 // ShortHelp implements help.KeyMap.

@@ -148,7 +148,6 @@ func (p *Page) Update(msg tea.Msg) (common.Page, tea.Cmd) {
 		s := msg.subject
 		p.open.Subject = s
 		p.open.Process = investigate.Process{Node: s.Node, PID: s.PID, Comm: s.Comm}
-		p.open.From, p.open.To = s.StartNs, s.StartNs+s.DurationNs
 		p.ready = true
 		return p, p.showForm()
 	case startedMsg:
@@ -246,7 +245,7 @@ func (p *Page) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (p *Page) startRun() tea.Cmd {
-	req := common.ReplayRequest{Ref: p.open.Ref, Process: p.open.Process, From: p.open.From, To: p.open.To,
+	req := common.ReplayRequest{Ref: p.open.Ref, Process: p.open.Process,
 		Program: strings.Fields(p.answers.Program), Tweaks: p.answers.list(), Timing: p.answers.Timing}
 	ctx, cancel := context.WithCancel(p.c.Ctx)
 	r := newRun(len(p.runs)+1, req, cancel)
@@ -279,9 +278,6 @@ func command(source string, ref investigate.Ref, req common.ReplayRequest) strin
 	cmd := fmt.Sprintf("kprobe-tui replay %s --pid %d", source, req.Process.PID)
 	if req.Process.Node != "" {
 		cmd += " --node " + req.Process.Node
-	}
-	if req.From != 0 || req.To != 0 {
-		cmd += fmt.Sprintf(" --from %d --to %d", req.From, req.To)
 	}
 	for _, t := range req.Tweaks {
 		cmd += " --tweak " + t

@@ -1,0 +1,44 @@
+package wire
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// PrivateData makes --data a directory only its owner can enter, creating it 0700 or
+// tightening a looser one, and makes everything this process creates from now on
+// owner-only (umask 077): the stores hold the programs' own bytes (payloads, the flight
+// recorder's reads), which no other local user may read. The umask covers the files
+// the embedded engine creates on its own threads, which no mode argument reaches; a
+// recorded command gets the umask it was started with back (launch restores it).
+func PrivateData(dir string) error {
+	syscall.Umask(0o077)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating --data %s: %w", dir, err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--data %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("--data %s is not a directory", dir)
+	}
+	// What an earlier version left group- or world-readable is tightened too: the top
+	// directory alone already shuts others out, the rest is for a copied-out store.
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // gone since listed, or a socket's peer: nothing to tighten
+		}
+		info, err := d.Info()
+		if err != nil || info.Mode().Perm()&0o077 == 0 || info.Mode()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		if err := os.Chmod(path, info.Mode().Perm()&^0o077); err != nil {
+			return fmt.Errorf("--data %s is readable by other users (mode %04o) and cannot be made private: %w", path, info.Mode().Perm(), err)
+		}
+		return nil
+	})
+}
