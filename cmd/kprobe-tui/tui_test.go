@@ -35,7 +35,7 @@ func goBuild() []string {
 }
 
 // bins builds kprobe-agent, kprobe-demo and this command once per test binary.
-func bins(t *testing.T) string {
+func bins(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "kprobe-tui-test")
