@@ -8,7 +8,7 @@ count=${COUNT:-6}
 bench=${BENCH:-.}
 out=${BENCH_OUT:-bench.out}
 : > "$out"
-for pkg in ./bpf/ ./replay/ ./replay/sandbox/ ./pipeline/recorder/ ./pipeline/event/ ./pipeline/correlate/ ./pipeline/eventlog/ ./pipeline/transport/kafka/ ./pipeline/engine/ ./ui/ ./pipeline/graphstore/graphbench/ ./api/server/; do
+for pkg in ./bpf/ ./replay/ ./replay/sandbox/ ./pipeline/recorder/ ./pipeline/event/ ./pipeline/correlate/ ./pipeline/eventlog/ ./pipeline/transport/kafka/ ./pipeline/engine/ ./ui/ ./cmd/kprobe-tui/ ./pipeline/graphstore/graphbench/ ./api/server/; do
   [ -d "$pkg" ] || continue
   echo "== $pkg" >&2
   go test -run='^$' -bench="$bench" -benchmem -count="$count" -timeout 60m "$pkg" | tee -a "$out"

@@ -23,11 +23,17 @@ fi
 
 rm -rf "$data"
 mkdir -p "$data"
+# The service's command line; the replay form proposes it with --otlp= (a replay must
+# not send spans to the collector).
+service=(bin/kprobe-demo --ledger "$data/ledger.log" --settlements 24 --first-settlement 4810
+  --incident "$incident" --incident-settlement 4821)
+replay_program=""
 if [ -z "$why" ]; then
   echo "== recording settlement-svc (incident: $incident on settlement 4821) into $data"
-  bin/kprobe-agent standalone --data "$data" --otlp-grpc "127.0.0.1:$port" --otlp-http "" -- \
-    bin/kprobe-demo --otlp "127.0.0.1:$port" --ledger "$data/ledger.log" \
-      --settlements 24 --first-settlement 4810 --incident "$incident" --incident-settlement 4821
+  # --flight-recorder keeps what a replay serves back (the workstation's r).
+  bin/kprobe-agent standalone --data "$data" --flight-recorder --otlp-grpc "127.0.0.1:$port" --otlp-http "" -- \
+    "${service[@]}" --otlp "127.0.0.1:$port"
+  replay_program="${service[*]} --otlp="
 else
   echo "== eBPF unavailable ($why): opening the incident recorded earlier by the real agent ($dataset)"
   bin/kprobe-tui import --data "$data" "$dataset"
@@ -38,7 +44,8 @@ slowest=$(bin/kprobe-tui settlements --data "$data" --top 1 | sed -n 's/^#1 sett
 slowest=${slowest:-4821}
 if [ -t 1 ] && [ -t 0 ]; then
   # The workstation: q quits, ? lists the keys, e writes the incident report here.
-  bin/kprobe-tui --data "$data" --settlement "$slowest" --export-dir "$reports" && exit 0
+  bin/kprobe-tui --data "$data" --settlement "$slowest" --export-dir "$reports" \
+    --replay-program "$replay_program" && exit 0
   echo "(the workstation could not open; printing instead)"
 fi
 echo "== slowest settlements, down to the kernel"

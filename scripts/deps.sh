@@ -13,8 +13,10 @@ command -v npm >/dev/null      || need+=(npm)
 command -v openssl >/dev/null  || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-  echo "missing packages: ${need[*]}: install them with 'sudo apt-get install ${need[*]}'" >&2
-  exit 1
+  # Not root: one line, and go on. What needs a missing package says so itself (make demo
+  # falls back to the dataset shipped in testdata/demo).
+  echo "deps: not root, not installing ${need[*]} (sudo apt-get install ${need[*]})" >&2
+  exit 0
 fi
 echo "installing: ${need[*]}"
 apt-get update -qq

@@ -12,6 +12,12 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == launch.Arg {
+		// The launcher of a recorded command: it must not catch the SIGTERM or SIGINT
+		// that stops the command, not even while it is held.
+		fmt.Fprintln(os.Stderr, "kprobe-agent:", launch.Exec(os.Args[2:]))
+		os.Exit(127)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -39,8 +45,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no command given")
 	}
 	switch args[0] {
-	case launch.Arg:
-		return launch.Exec(args[1:])
 	case "record":
 		return runRecord(ctx, args[1:], stdout, stderr)
 	case "engine":

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/kprobe/kprobe/cmd/internal/cli"
 	"github.com/kprobe/kprobe/cmd/internal/wire"
@@ -15,6 +16,9 @@ import (
 
 // runStandalone is the embedded default: record + engine in one process, an in-process
 // bus, the event log on the embedded ClickHouse engine under --data.
+// busBytes bounds the recorded events waiting for the engine in memory.
+const busBytes = 64 << 20
+
 func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kprobe-agent standalone", flag.ContinueOnError)
 	var ef wire.EngineFlags
@@ -40,12 +44,10 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if cfg.duration > 0 {
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
 
-	mem := bus.NewMemory(1 << 14)
+	// Bounded in bytes as well: when the event log stalls (its disk full), the recorder's
+	// events wait here up to busBytes, then are dropped and counted.
+	mem := bus.NewMemory(1 << 14).LimitBytes(busBytes)
 	eng, err := wire.StartEngine(ctx, ef, wire.EngineOptions{Logger: log, Source: mem, Node: wire.NodeName(cfg.node)})
 	if err != nil {
 		return err
@@ -64,10 +66,18 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer rec.Close()
+	if cfg.duration > 0 {
+		// As record's: from the moment the probes are attached, not from the start of a
+		// store that may take seconds to open.
+		timer := time.AfterFunc(cfg.duration, cancel)
+		defer timer.Stop()
+	}
 	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
 	runErr := rec.Run(ctx, pub)
+	// From here a store that keeps failing (its disk full) is given up DrainTimeout later.
+	eng.Drain()
 	// The spans of the recording (a recorded command's exporter sends its last as it
 	// exits) are in the engine before its input closes: no time is guessed for them.
 	eng.HaltOTLP()

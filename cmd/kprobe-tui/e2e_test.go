@@ -95,6 +95,23 @@ func (tm *terminal) waitExit(exitFile string) {
 	}
 }
 
+// exportAndQuit, on the chain of a settlement, writes its report with e, quits with q and
+// returns the report.
+func (tm *terminal) exportAndQuit(settlement, exportDir, exitFile string) string {
+	tm.t.Helper()
+	tm.waitFor("chain · settlement " + settlement)
+	tm.keys("e")
+	report := filepath.Join(exportDir, "incident-settlement-"+settlement+".md")
+	tm.waitFor("report written: " + report[:min(len(report), 80)])
+	tm.keys("q")
+	tm.waitExit(exitFile)
+	md, err := os.ReadFile(report)
+	if err != nil {
+		tm.t.Fatal(err)
+	}
+	return string(md)
+}
+
 // TestWorkstationInATerminal drives the workstation binary in tmux the way an SRE does:
 // type a settlement ID, drill from its chain to the kernel events, filter them, start a
 // replay with a tweak, export the report, quit; then checks the terminal was given back
@@ -137,20 +154,11 @@ func TestWorkstationInATerminal(t *testing.T) {
 	tm.keys("c")
 	tm.waitFor("production", "run 1", "failed")
 	tm.keys("Escape")
-	tm.waitFor("chain · settlement 4821")
-	tm.keys("e")
-	report := filepath.Join(dir, "incident-settlement-4821.md")
-	tm.waitFor("report written: " + report[:min(len(report), 80)])
-	tm.keys("q")
-	tm.waitExit(exitFile)
-	md, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
+	md := tm.exportAndQuit("4821", dir, exitFile)
 	for _, want := range []string{"# Incident report: settlement 4821", "### Cause #1: storage",
 		"`syscall=write,delay=200ms`", "Run 1 did not finish: replay: no flight-recorder events for pid 4242",
 		"kprobe-tui --api " + addr + " --settlement 4821"} {
-		if !strings.Contains(string(md), want) {
+		if !strings.Contains(md, want) {
 			t.Errorf("the exported report lacks %q", want)
 		}
 	}

@@ -22,6 +22,15 @@ var (
 	binErr  error
 )
 
+// TestMain removes the binaries bins built (about 100 MB a run) once the tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binErr == nil && binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // raceBuild is set (race_test.go) when the tests run under the race detector: the binaries
 // they start are then built with it too, so a race in the commands fails their tests.
 var raceBuild bool
@@ -35,7 +44,7 @@ func goBuild() []string {
 }
 
 // bins builds kprobe-agent, kprobe-demo and this command once per test binary.
-func bins(t *testing.T) string {
+func bins(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "kprobe-tui-test")

@@ -42,6 +42,8 @@ type Memory struct {
 	published atomic.Uint64
 	dropped   atomic.Uint64
 	committed atomic.Int64
+	maxBytes  int64        // of queued values; 0: no limit but the count
+	queued    atomic.Int64 // bytes of the values queued
 }
 
 // NewMemory returns a bus holding at most capacity undelivered messages.
@@ -52,11 +54,20 @@ func NewMemory(capacity int) *Memory {
 	return &Memory{ch: make(chan Message, capacity), committed: atomic.Int64{}}
 }
 
+// LimitBytes bounds the bytes of the values queued as well as their number: a consumer
+// that stalls (a store that is full) then holds at most n bytes here, whatever the
+// messages' sizes. Call it before the first Publish.
+func (b *Memory) LimitBytes(n int64) *Memory {
+	b.maxBytes = n
+	return b
+}
+
 // Publish enqueues m, or drops and counts it when the queue is full or closed.
 func (b *Memory) Publish(m Message) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	size := int64(len(m.Value))
+	if b.closed || (b.maxBytes > 0 && b.queued.Load()+size > b.maxBytes) {
 		b.dropped.Add(1)
 		return false
 	}
@@ -64,6 +75,7 @@ func (b *Memory) Publish(m Message) bool {
 	select {
 	case b.ch <- m:
 		b.next++
+		b.queued.Add(size)
 		b.published.Add(1)
 		return true
 	default:
@@ -80,6 +92,7 @@ func (b *Memory) Fetch(ctx context.Context) (Message, error) {
 		if !ok {
 			return Message{}, ErrClosed
 		}
+		b.queued.Add(-int64(len(m.Value)))
 		return m, nil
 	case <-ctx.Done():
 		return Message{}, ctx.Err()

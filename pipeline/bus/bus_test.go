@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -51,5 +52,27 @@ func TestMemoryFetchHonoursContext(t *testing.T) {
 	defer cancel()
 	if _, err := NewMemory(1).Fetch(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestMemoryLimitBytes: a bus with a byte budget drops what would exceed it, whatever
+// room its count leaves, and takes messages again once the consumer has fetched.
+func TestMemoryLimitBytes(t *testing.T) {
+	b := NewMemory(100).LimitBytes(10)
+	var got []bool
+	for _, n := range []int{4, 4, 4, 2} {
+		got = append(got, b.Publish(Message{Value: make([]byte, n)}))
+	}
+	if want := []bool{true, true, false, true}; !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+	if _, err := b.Fetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Publish(Message{Value: make([]byte, 4)}) {
+		t.Error("a message that fits after a fetch was dropped")
+	}
+	if s := b.Stats(); s.Dropped != 1 || s.Published != 4 {
+		t.Errorf("stats %+v, want 4 published and 1 dropped", s)
 	}
 }

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/kprobe/kprobe/pipeline/bus"
 	"github.com/kprobe/kprobe/pipeline/event"
 )
@@ -93,3 +95,64 @@ func TestEngineDrainGivesUp(t *testing.T) {
 type failingStore struct{ err error }
 
 func (s *failingStore) Insert(context.Context, []event.Event) error { return s.err }
+
+// fullErr is a store's full-disk error.
+type fullErr string
+
+func (e fullErr) Error() string  { return "event log directory /d/events is full (" + string(e) + ")" }
+func (e fullErr) DiskFull() bool { return true }
+
+// scriptedStore fails its inserts with errs, in order, then takes the rows.
+type scriptedStore struct {
+	mu   sync.Mutex
+	errs []error
+	rows int
+}
+
+func (s *scriptedStore) Insert(_ context.Context, evs []event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.errs) > 0 {
+		err := s.errs[0]
+		s.errs = s.errs[1:]
+		return err
+	}
+	s.rows += len(evs)
+	return nil
+}
+
+func (s *scriptedStore) written() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rows
+}
+
+// TestEngineFullStoreLoggedPerState: a full disk is logged once when it fills (not at each
+// retry, whatever the store's message says then), again only when the failure changes
+// kind, and StoreFull says so meanwhile.
+func TestEngineFullStoreLoggedPerState(t *testing.T) {
+	full := func(msg string) error { return fmt.Errorf("inserting events: %w", fullErr(msg)) }
+	logs := &syncBuffer{}
+	store := &scriptedStore{errs: []error{
+		full("NOT_ENOUGH_SPACE"), full("ENOSPC"), full("NOT_ENOUGH_SPACE"),
+		errors.New("connection refused"), errors.New("connection refused"),
+		full("ENOSPC"), full("ENOSPC"),
+	}}
+	src := bus.NewMemory(64)
+	e, done := runEngine(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Source: src, Store: store,
+		FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond})
+	src.Publish(batch(t, ev(1, 7, 150)))
+	waitFor(t, "the disk reported full", e.StoreFull)
+	waitFor(t, "the rows written", func() bool { return store.written() == 1 })
+	if e.StoreFull() {
+		t.Error("StoreFull() after the rows were written")
+	}
+	src.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := []int{logs.count("is full"), logs.count("connection refused"), logs.count("event log write failed"), logs.count("writable again")}
+	if diff := cmp.Diff([]int{2, 1, 3, 1}, got); diff != "" {
+		t.Errorf("lines logged [full, refused, failed, recovered] (-want +got):\n%s\n%s", diff, logs.b.String())
+	}
+}

@@ -102,6 +102,7 @@ type Engine struct {
 	flushed   bool
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
+	storeFull atomic.Bool // the last store write failed with ErrStoreFull
 }
 
 type stats struct {
@@ -117,6 +118,9 @@ type Stats struct {
 	Redelivered, CommitRetries                                                              uint64
 	Correlator                                                                              correlate.Stats
 }
+
+// StoreFull reports whether the store's disk was full at the last write attempt.
+func (e *Engine) StoreFull() bool { return e.storeFull.Load() }
 
 // New validates options and returns an engine.
 func New(opts Options) (*Engine, error) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,28 +10,53 @@ import (
 	"github.com/kprobe/kprobe/pipeline/event"
 )
 
+// diskFull is implemented by store errors that say the store's disk is full (the event
+// log's, for ENOSPC and ClickHouse's NOT_ENOUGH_SPACE): only freeing space ends those.
+type diskFull interface{ DiskFull() bool }
+
+// isDiskFull reports whether err, or an error it wraps, says the disk is full.
+func isDiskFull(err error) bool {
+	var f diskFull
+	return errors.As(err, &f) && f.DiskFull()
+}
+
 // retry runs write until it succeeds or ctx ends, backing off: a store that is briefly
-// unreachable (or full until someone frees space) delays commits, it never loses data.
-// ctx is the engine's write context: it ends only DrainTimeout after a stop, so that a
-// store that never comes back cannot hold the shutdown. The first failure is logged, and
-// the recovery; the retries in between only counted.
+// unreachable (or full until someone frees space) delays commits and holds the input back
+// (the in-process bus then drops and counts what the recorder publishes; Kafka keeps it).
+// Memory stays bounded: the rows held are one batch. ctx is the engine's write context:
+// it ends DrainTimeout after a stop, so a store that never comes back cannot hold the
+// shutdown. One line is logged per change of state (failing, full, writable again), not
+// per attempt.
 func (e *Engine) retry(ctx context.Context, what string, n int, write func() error) error {
 	backoff := 50 * time.Millisecond
 	var since time.Time
+	var full bool // the kind of the last failure
 	for attempt := 0; ; attempt++ {
 		err := write()
 		if err == nil {
 			if attempt > 0 {
+				e.storeFull.Store(false)
 				e.log.Info("event log writable again", "what", what, "rows", n, "down_for", time.Since(since).Round(time.Millisecond),
 					"attempts", attempt+1)
 			}
 			return nil
 		}
-		if attempt == 0 {
+		kind := isDiskFull(err)
+		switch {
+		case attempt == 0:
 			since = time.Now()
-			e.log.Warn("event log write failed; holding the rows and retrying until it succeeds", "what", what, "rows", n, "err", err)
-		} else {
+		case kind == full:
 			e.log.Debug("event log write failed again", "what", what, "attempt", attempt+1, "err", err)
+		}
+		if attempt == 0 || kind != full {
+			e.storeFull.Store(kind)
+			if kind {
+				e.log.Error("event log write failed: holding the rows and retrying until space is freed; meanwhile new input waits and the recorder drops what does not fit",
+					"what", what, "rows", n, "err", err)
+			} else {
+				e.log.Warn("event log write failed; holding the rows and retrying until it succeeds", "what", what, "rows", n, "err", err)
+			}
+			full = kind
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("writing %d %s: %w", n, what, err)

@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kprobe/kprobe/pipeline/event"
+	"github.com/kprobe/kprobe/pipeline/span"
 )
 
 // sharedChDB is the process's one chDB instance (chDB allows one engine and one data path
@@ -22,37 +25,38 @@ var sharedChDB struct {
 	refs int
 }
 
-// acquireChDB boots the engine on dir, or shares it when it already runs there.
-func acquireChDB(dir string) (*chdbConn, error) {
+// acquireChDB boots the engine on dir, or shares it when it already runs there; booted
+// says which.
+func acquireChDB(dir string) (_ *chdbConn, booted bool, _ error) {
 	sharedChDB.mu.Lock()
 	defer sharedChDB.mu.Unlock()
 	if sharedChDB.conn != nil {
 		if sharedChDB.dir != dir {
-			return nil, fmt.Errorf("opening %s: %w: %s is open; close its event log first", dir, ErrEngineInUse, sharedChDB.dir)
+			return nil, false, fmt.Errorf("opening %s: %w: %s is open; close its event log first", dir, ErrEngineInUse, sharedChDB.dir)
 		}
 		sharedChDB.refs++
-		return sharedChDB.conn, nil
+		return sharedChDB.conn, false, nil
 	}
 	// Another process's engine on dir is named before this one tries and fails.
 	if err := heldElsewhere(dir); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	lib, err := loadLibrary(LibraryPath())
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c, err := connectEngine(lib, dir)
 	if err != nil {
 		if err := heldElsewhere(dir); err != nil {
-			return nil, err // it started in between
+			return nil, false, err // it started in between
 		}
 		if uerr := unix.Access(dir, unix.R_OK|unix.W_OK|unix.X_OK); errors.Is(uerr, fs.ErrPermission) {
-			return nil, fmt.Errorf("embedded event log %s: permission denied: run as the user who owns it", dir)
+			return nil, false, fmt.Errorf("embedded event log %s: permission denied: run as the user who owns it", dir)
 		}
-		return nil, fmt.Errorf("embedded ClickHouse could not open %s (%v; the engine logs why on stderr): no other process holds it, so it may be damaged: if so, move it aside", dir, err)
+		return nil, false, fmt.Errorf("embedded ClickHouse could not open %s (%v; the engine logs why on stderr): no other process holds it, so it may be damaged: if so, move it aside", dir, err)
 	}
 	sharedChDB.conn, sharedChDB.dir, sharedChDB.refs = c, dir, 1
-	return c, nil
+	return c, true, nil
 }
 
 func releaseChDB() {
@@ -68,7 +72,10 @@ func releaseChDB() {
 // embedded is the backend over the process's chDB instance.
 type embedded struct {
 	conn  *chdbConn
-	spool string // where insert batches are staged
+	dir   string // the event log's directory
+	spool string // where insert batches are staged (spool.go)
+	// targets are the tables spool files go to, by the kind their names carry.
+	targets map[string]spoolTarget
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -93,19 +100,32 @@ func OpenEmbedded(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("embedded event log: creating data directory: %w", err)
 	}
-	conn, err := acquireChDB(abs)
+	conn, booted, err := acquireChDB(abs)
 	if err != nil {
 		return nil, err
 	}
-	e := &embedded{conn: conn, spool: filepath.Join(abs, "kprobe-spool")}
+	e := &embedded{conn: conn, dir: abs, spool: filepath.Join(abs, "kprobe-spool")}
 	if err := os.MkdirAll(e.spool, 0o750); err != nil {
 		releaseChDB()
 		return nil, fmt.Errorf("embedded event log: creating spool directory: %w", err)
 	}
 	l := &Log{be: e, b: newBuilder(opts.Database), opts: opts}
+	e.targets = map[string]spoolTarget{
+		"events": {l.b.insertEvents(), eventsOut{rowsOut[event.Event]{t: events}}.structure()},
+		"spans":  {l.b.insertSpans(), rowsOut[span.Span]{t: spans}.structure()},
+	}
 	if err := l.ensureSchema(ctx); err != nil {
 		releaseChDB()
 		return nil, fmt.Errorf("embedded event log in %s: preparing schema: %w (if the directory is damaged, move it aside)", abs, err)
+	}
+	// Only the log that booted the engine may judge the spool: another log of this
+	// process on the same directory may be inserting from it right now.
+	if booted {
+		err = e.recoverSpool(opts.Logger)
+	}
+	if err != nil {
+		releaseChDB()
+		return nil, fmt.Errorf("embedded event log in %s: %w", abs, err)
 	}
 	opts.Logger.Debug("embedded event log open", "dir", abs, "library", conn.lib.path, "retention_days", opts.RetentionDays)
 	return l, nil
@@ -150,20 +170,7 @@ func (e *embedded) insert(ctx context.Context, into string, b outgoing) error {
 	if err := e.check(ctx); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(e.spool, "insert-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	err = b.writeNative(f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing spool file: %w", err)
-	}
-	sql := into + " SELECT * FROM file({path:String}, 'Native', '" + b.structure() + "')"
-	return e.conn.query([]byte(sql), "Native", []param{{"path", f.Name()}}, nil)
+	return diskFull(e.dir, e.spoolInsert(ctx, into, b))
 }
 
 // close releases this log's share of the engine; the engine stops with the last one.

@@ -128,14 +128,18 @@ func runHelper(mode string) int {
 		}
 		fmt.Println("EVENTS:", len(evs))
 		return 0
-	case "open", "populate":
+	case "open", "populate", "populate-half":
 		s, err := OpenEmbedded(ctx, dir, Options{})
 		if err != nil {
 			fmt.Println("ERROR:", err)
 			return 3
 		}
-		if mode == "populate" {
-			if err := s.Insert(ctx, fullEvents()); err != nil {
+		if mode != "open" {
+			evs := fullEvents()
+			if mode == "populate-half" {
+				evs = evs[:len(evs)/2]
+			}
+			if err := s.Insert(ctx, evs); err != nil {
 				fmt.Println("ERROR:", err)
 				return 3
 			}

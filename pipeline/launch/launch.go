@@ -7,9 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Arg is the hidden first argument with which a binary re-executes itself as the
@@ -38,15 +40,24 @@ type Options struct {
 	Stdout, Stderr io.Writer
 }
 
+// StopGrace is how long a program has to exit after the SIGTERM that a stop sends it
+// before it is killed.
+const StopGrace = 5 * time.Second
+
 // Held is a program started and held before it runs.
 type Held struct {
 	cmd     *exec.Cmd
+	ctx     context.Context
 	release *os.File
 	comm    string
+	done    chan struct{} // closed once the program has exited and waitErr is set
+	waitErr error
 }
 
 // Start starts argv held: the launcher runs under the pid the program will have, and
-// waits for Release. When ctx ends the program gets SIGTERM.
+// waits for Release. When ctx ends the program gets SIGTERM, and SIGKILL StopGrace later.
+// The program is killed too when this process dies (kill -9, an OOM kill): a crashed
+// recorder must not leave unrecorded work running.
 func Start(ctx context.Context, argv []string, opts Options) (*Held, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("launch: no command given")
@@ -70,13 +81,36 @@ func Start(ctx context.Context, argv []string, opts Options) (*Held, error) {
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%o", umaskEnv, startUmask))
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	if err := cmd.Start(); err != nil {
-		r.Close()
+	cmd.WaitDelay = StopGrace
+	// PR_SET_PDEATHSIG survives the launcher's exec of the program.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	h := &Held{cmd: cmd, ctx: ctx, release: w, comm: comm(self), done: make(chan struct{})}
+	started := make(chan error, 1)
+	go h.run(started)
+	err = <-started
+	r.Close()
+	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("starting %q: %w", argv[0], err)
 	}
-	r.Close()
-	return &Held{cmd: cmd, release: w, comm: comm(self)}, nil
+	return h, nil
+}
+
+// run starts the launcher and waits for it on one locked OS thread. The kernel sends the
+// parent-death signal when the thread that forked the child exits, not the process: Go
+// ends a thread when a goroutine locked to it returns, so the forking thread stays locked
+// here, out of every other goroutine's reach, until the program is gone.
+func (h *Held) run(started chan<- error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := h.cmd.Start(); err != nil {
+		close(h.done)
+		started <- err
+		return
+	}
+	started <- nil
+	h.waitErr = h.cmd.Wait()
+	close(h.done)
 }
 
 // comm is the kernel's name of a process running path until it execs something else:
@@ -104,11 +138,18 @@ func (h *Held) Release() error {
 // Abort ends a program that was never released: the launcher exits without running it.
 func (h *Held) Abort() {
 	h.release.Close()
-	h.cmd.Wait()
+	<-h.done
 }
 
 // Wait waits for the program to exit.
-func (h *Held) Wait() error { return h.cmd.Wait() }
+func (h *Held) Wait() error {
+	<-h.done
+	return h.waitErr
+}
+
+// Stopped reports whether the program was asked to stop: Start's ctx ended. A program that
+// ends then ends because it was told to, whatever its status says.
+func (h *Held) Stopped() bool { return h.ctx.Err() != nil }
 
 // Skip returns a predicate that reports the launcher's own activity: what the pid did
 // under the launcher's name before it exec'd the program. Events of one stream come in
@@ -136,6 +177,11 @@ func Exec(argv []string) error {
 	if len(argv) == 0 {
 		return fmt.Errorf("launch: no command given")
 	}
+	// The parent-death signal set at fork belongs to the launcher's first thread; an exec
+	// from any other thread of this Go program would drop it (the exec'ing thread takes
+	// the process over with its own, unset). Set it again on the thread that execs.
+	runtime.LockOSThread()
+	parent := os.Getppid()
 	gate := os.NewFile(gateFD, "launch-gate")
 	var b [1]byte
 	if n, _ := gate.Read(b[:]); n != 1 {
@@ -145,6 +191,12 @@ func Exec(argv []string) error {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return err
+	}
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); e != 0 {
+		return fmt.Errorf("tying %q to the recorder: %w", argv[0], e)
+	}
+	if os.Getppid() != parent {
+		return fmt.Errorf("recorder went away before %q started", argv[0])
 	}
 	return syscall.Exec(path, argv, restoreUmask(os.Environ()))
 }

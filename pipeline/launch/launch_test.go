@@ -1,14 +1,19 @@
 package launch
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,12 +21,50 @@ import (
 // The test binary is the launcher too, as a command's binary is.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == Arg {
-		if err := Exec(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "launch:", err)
-		}
-		os.Exit(127)
+		// Exec runs on another thread than the process's first one (which the main
+		// goroutine keeps), as it may in any Go program: the parent-death signal must
+		// survive that.
+		runtime.LockOSThread()
+		go func() {
+			if err := Exec(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "launch:", err)
+			}
+			os.Exit(127)
+		}()
+		select {}
+	}
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(holdingHelper())
 	}
 	os.Exit(m.Run())
+}
+
+const helperEnv = "KPROBE_LAUNCH_TEST_HELPER"
+
+// holdingHelper is a recorder stand-in: it starts `sleep 1000` through the launcher,
+// prints its pid, ends a few dozen OS threads (as goroutines that lock one and return
+// do), prints "churned" and waits to be killed.
+func holdingHelper() int {
+	h, err := Start(context.Background(), []string{"sleep", "1000"}, Options{})
+	if err == nil {
+		err = h.Release()
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	fmt.Println(h.PID())
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		}()
+	}
+	wg.Wait()
+	fmt.Println("churned")
+	select {}
 }
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -132,5 +175,83 @@ func TestComm(t *testing.T) {
 		if got := comm(in); got != want {
 			t.Errorf("comm(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestProgramDiesWithLauncherParent: when the process that started the program is killed
+// (kill -9), the program is killed too; threads ending in that process meanwhile do not
+// kill it (the parent-death signal is tied to the thread that forked).
+func TestProgramDiesWithLauncherParent(t *testing.T) {
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), helperEnv+"=1")
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer helper.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var pid int
+	if lines.Scan() {
+		pid, err = strconv.Atoi(lines.Text())
+	}
+	if pid == 0 || err != nil {
+		t.Fatalf("helper printed %q (%v), want the program's pid", lines.Text(), err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	waitFor(t, "the program to run", func() bool { return procComm(uint32(pid)) == "sleep" })
+	if !lines.Scan() || lines.Text() != "churned" {
+		t.Fatalf("helper printed %q, want churned", lines.Text())
+	}
+	if got := procComm(uint32(pid)); got != "sleep" {
+		t.Fatalf("the program died when threads of its parent ended (comm now %q)", got)
+	}
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	helper.Wait()
+	waitFor(t, "the program to die with its parent", func() bool {
+		err := syscall.Kill(pid, 0)
+		return errors.Is(err, syscall.ESRCH) || procState(pid) == "Z"
+	})
+}
+
+// procState is the state letter of pid ("Z" for a zombie nobody reaped yet).
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
+}
+
+// TestStopKillsStubbornProgram: a program that ignores the SIGTERM of a stop is killed
+// StopGrace later, so a stop always ends.
+func TestStopKillsStubbornProgram(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := filepath.Join(t.TempDir(), "ready")
+	h, err := Start(ctx, []string{"sh", "-c", `trap "" TERM; touch "$0"; while :; do sleep 0.1; done`, ready}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Release(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the program to ignore SIGTERM", func() bool { _, err := os.Stat(ready); return err == nil })
+	cancel()
+	err = h.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("stubborn program ended with %v, want killed", err)
+	}
+	if !h.Stopped() {
+		t.Error("Stopped() = false after ctx ended")
 	}
 }

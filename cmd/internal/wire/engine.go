@@ -36,6 +36,7 @@ type EngineFlags struct {
 	CH            chflag.Flags // --clickhouse's TLS and credentials
 	RetentionDays int
 	Lateness      time.Duration
+	DrainTimeout  time.Duration // how long a stop may spend writing what is held
 	OTLP          OTLPFlags
 	Causal        CausalFlags
 	// API is where the use cases over these stores are served besides the socket inside
@@ -59,6 +60,10 @@ func (f *EngineFlags) Register(fs *flag.FlagSet, shape Shape) {
 	f.API.Register(fs, "")
 	cli.DurationVar(fs, &f.Lateness, "lateness", "LATENESS", 2*time.Second, "how late a span or event may arrive and still be joined")
 	fs.IntVar(&f.RetentionDays, "retention-days", 0, "drop events older than this many days (0: keep)")
+	fs.DurationVar(&f.DrainTimeout, "drain-timeout", 30*time.Second, "at a stop, how long to keep trying to write what is held to a failing event log (down, or its disk full) before giving up")
+	if shape == Standalone {
+		fs.Lookup("data").Usage += fmt.Sprintf("; keep at least %d MiB free there (the embedded engine reserves room for each batch and merge before it writes)", eventlog.MinFreeMiB)
+	}
 }
 
 // Check says what is missing or contradictory, in one line.
@@ -155,7 +160,7 @@ func StartEngine(ctx context.Context, f EngineFlags, o EngineOptions) (_ *Engine
 	// Everything the engine writes is also offered to live API subscribers.
 	hub := live.NewHub()
 	e.Engine, err = engine.New(engine.Options{Logger: log, Source: o.Source, Store: live.Tap{W: e.causal.wrap(e.Log), Hub: hub}, Out: o.Out,
-		SpansTopic: o.SpansTopic, TopicPrefix: o.TopicPrefix,
+		SpansTopic: o.SpansTopic, TopicPrefix: o.TopicPrefix, DrainTimeout: f.DrainTimeout,
 		Correlate: correlate.Options{Lateness: f.Lateness, BusinessPrefixes: mapping.Prefixes()}})
 	if err != nil {
 		return nil, err

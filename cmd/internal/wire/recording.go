@@ -65,7 +65,9 @@ func (r *Recording) HasCommand() bool { return r.held != nil }
 const drainDelay = 200 * time.Millisecond
 
 // RunCommand releases the held command; when it exits, cancel ends the recording. The
-// channel gets the command's outcome (nil at once without a command).
+// channel gets the command's outcome (nil at once without a command). A command that ends
+// because the recording was asked to stop (its ctx ended: --duration, SIGTERM, SIGINT)
+// has done what was asked: that is no failure, whatever its status.
 func (r *Recording) RunCommand(cancel context.CancelFunc) <-chan error {
 	errc := make(chan error, 1)
 	if r.held == nil {
@@ -73,6 +75,9 @@ func (r *Recording) RunCommand(cancel context.CancelFunc) <-chan error {
 		return errc
 	}
 	if err := r.held.Release(); err != nil {
+		if r.held.Stopped() {
+			err = nil // stopped before it ran: the launcher is gone
+		}
 		errc <- err
 		cancel()
 		return errc
@@ -80,10 +85,14 @@ func (r *Recording) RunCommand(cancel context.CancelFunc) <-chan error {
 	go func() {
 		err := r.held.Wait()
 		time.Sleep(drainDelay)
-		cancel()
-		if err != nil {
+		// Checked after the delay: a signal from the terminal (Ctrl-C) reaches the command
+		// and this process at once, and the stop may be seen after the command's death.
+		if err != nil && !r.held.Stopped() {
 			err = fmt.Errorf("recorded command: %w", err)
+		} else {
+			err = nil
 		}
+		cancel()
 		errc <- err
 	}()
 	return errc
