@@ -257,6 +257,22 @@ func (l *Log) EventTotals(ctx context.Context, q Query) ([]TypeTotal, error) {
 	return out, nil
 }
 
+// EventTotalsByValue counts the events carrying each of values under the attribute key,
+// in one query; values no event carries are absent from the result.
+func (l *Log) EventTotalsByValue(ctx context.Context, key string, values []string) ([]ValueTotal, error) {
+	if key == "" {
+		return nil, fmt.Errorf("adding up events by value: no attribute key given")
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out, err := queryRows(ctx, l, valueTotals, l.b.valueTotals(key, values))
+	if err != nil {
+		return nil, fmt.Errorf("adding up events by %s: %w", key, err)
+	}
+	return out, nil
+}
+
 // SpanGroups returns the groups of spans sharing a value of q.Key, longest first.
 func (l *Log) SpanGroups(ctx context.Context, q SpanGroupQuery) ([]SpanGroup, error) {
 	if q.Key == "" {

@@ -257,6 +257,23 @@ func (b builder) totals(q Query) stmt {
 	}
 }
 
+// valueTotals counts the events of every value in values of the attribute key, in one
+// scan (a start screen lists tens of subjects: one query each was a scan each).
+func (b builder) valueTotals(key string, values []string) stmt {
+	params := []param{{"attr_key", key}}
+	in := make([]string, len(values))
+	for i, v := range values {
+		name := "v" + strconv.Itoa(i)
+		in[i] = "{" + name + ":String}"
+		params = append(params, param{name, v})
+	}
+	return stmt{
+		sql: "SELECT " + valueTotals.selectList() + " FROM " + b.table + " FINAL WHERE attrs[{attr_key:String}] IN (" +
+			strings.Join(in, ", ") + ") GROUP BY v_value",
+		params: params,
+	}
+}
+
 func syscallQuery(node string, pid uint32, from, to int64) Query {
 	return Query{Node: node, PID: pid, From: from, To: to, Types: []event.Type{event.TypeRead, event.TypeWrite, event.TypeSyscall}}
 }

@@ -2,6 +2,8 @@ package eventlog
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -150,6 +152,32 @@ func testEventTotals(t *testing.T, open openFunc) {
 				t.Errorf("EventTotals(%+v) (-want +got):\n%s", tc.q, diff)
 			}
 		})
+	}
+
+	// Many subjects' totals in one query: the same counts as one EventTotals per value.
+	for _, tc := range []struct {
+		key    string
+		values []string
+		want   []ValueTotal
+	}{
+		{"settlement.id", []string{"4822", "4821", "4899"}, []ValueTotal{
+			{Value: "4821", Events: 3, FirstNs: t0, Comm: "ca"},
+			{Value: "4822", Events: 1, FirstNs: t0 + 20, Comm: "cc"},
+		}},
+		{"payment.id", []string{"PAY-1"}, []ValueTotal{{Value: "PAY-1", Events: 1, FirstNs: t0 + 10, Comm: "cb"}}},
+		{"payment.id", nil, nil},
+	} {
+		got, err := s.EventTotalsByValue(ctx, tc.key, tc.values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(a, b ValueTotal) int { return strings.Compare(a.Value, b.Value) })
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("EventTotalsByValue(%s, %q) (-want +got):\n%s", tc.key, tc.values, diff)
+		}
+	}
+	if _, err := s.EventTotalsByValue(ctx, "", []string{"x"}); err == nil {
+		t.Error("EventTotalsByValue with no key: no error")
 	}
 
 	// Slowest events of equal duration keep time order, then ID order.

@@ -166,6 +166,25 @@ var typeTotals = newTable("",
 	computed(str("", "LowCardinality(String)", func(t *tt) *string { return &t.Comm }), "t_comm", "argMin(comm, (ts_ns, id))"),
 )
 
+// ValueTotal is what EventTotalsByValue counts for one value of an attribute.
+type ValueTotal struct {
+	Value   string
+	Events  uint64
+	FirstNs int64 // the earliest TsNs
+	// Comm is the earliest event's command name.
+	Comm string
+}
+
+type vt = ValueTotal
+
+// valueTotals is the result of EventTotalsByValue.
+var valueTotals = newTable("",
+	computed(str("", "String", func(t *vt) *string { return &t.Value }), "v_value", "attrs[{attr_key:String}]"),
+	computed(at("", "", func(t *vt) *uint64 { return &t.Events }), "v_events", "count()"),
+	computed(at("", "", func(t *vt) *int64 { return &t.FirstNs }), "v_first_ns", "min(ts_ns)"),
+	computed(str("", "LowCardinality(String)", func(t *vt) *string { return &t.Comm }), "v_comm", "argMin(comm, (ts_ns, id))"),
+)
+
 // counts is the result of Count.
 var counts = newTable("", computed(at("", "", func(n *uint64) *uint64 { return n }), "n", "count()"))
 

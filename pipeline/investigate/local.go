@@ -17,6 +17,7 @@ import (
 type EventReader interface {
 	Events(ctx context.Context, q eventlog.Query) ([]event.Event, error)
 	EventTotals(ctx context.Context, q eventlog.Query) ([]eventlog.TypeTotal, error)
+	EventTotalsByValue(ctx context.Context, key string, values []string) ([]eventlog.ValueTotal, error)
 	SpanGroups(ctx context.Context, q eventlog.SpanGroupQuery) ([]eventlog.SpanGroup, error)
 	SyscallLog(ctx context.Context, node string, pid uint32, from, to int64) ([]event.Event, error)
 }
@@ -97,11 +98,25 @@ func (l *Local) Subjects(ctx context.Context, q SubjectQuery) ([]Subject, error)
 	if err != nil {
 		return nil, err
 	}
+	// The events of every listed subject are counted in one query (a scan of the log),
+	// not one query per subject.
+	values := make([]string, len(groups))
+	for i, g := range groups {
+		values[i] = g.Value
+	}
+	totals, err := l.opts.Events.EventTotalsByValue(ctx, attr, values)
+	if err != nil {
+		return nil, err
+	}
+	byValue := make(map[string]eventlog.ValueTotal, len(totals))
+	for _, t := range totals {
+		byValue[t.Value] = t
+	}
 	out := make([]Subject, 0, len(groups))
 	for _, g := range groups {
-		s, err := l.subject(ctx, q.Kind, attr, g)
-		if err != nil {
-			return nil, err
+		s := subjectOf(q.Kind, g)
+		if t, ok := byValue[g.Value]; ok {
+			s.Events, s.Comm = int(t.Events), t.Comm
 		}
 		out = append(out, s)
 	}
@@ -127,8 +142,8 @@ func (l *Local) Subject(ctx context.Context, ref Ref) (Subject, error) {
 	return l.subject(ctx, ref.Kind, attr, groups[0])
 }
 
-// subject is a span group as a Subject, with the events joined to it counted.
-func (l *Local) subject(ctx context.Context, kind, attr string, g eventlog.SpanGroup) (Subject, error) {
+// subjectOf is a span group as a Subject, its events not yet counted.
+func subjectOf(kind string, g eventlog.SpanGroup) Subject {
 	s := Subject{
 		Kind: kind, ID: g.Value, StartNs: g.StartNs, DurationNs: g.EndNs - g.StartNs,
 		TraceID: g.TraceID, Service: g.Service, Node: g.Host, PID: g.PID, Spans: int(g.Spans),
@@ -139,6 +154,12 @@ func (l *Local) subject(ctx context.Context, kind, attr string, g eventlog.SpanG
 	case g.OKs > 0:
 		s.Status = "ok"
 	}
+	return s
+}
+
+// subject is a span group as a Subject, with the events joined to it counted.
+func (l *Local) subject(ctx context.Context, kind, attr string, g eventlog.SpanGroup) (Subject, error) {
+	s := subjectOf(kind, g)
 	totals, err := l.opts.Events.EventTotals(ctx, eventlog.Query{AttrKey: attr, AttrValue: g.Value})
 	if err != nil {
 		return Subject{}, err
