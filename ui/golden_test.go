@@ -15,9 +15,9 @@ func TestGoldenScreens(t *testing.T) {
 		name  string
 		drive func(s *session) string
 	}{
-		{"start", func(s *session) string { return s.waitText("4821", "slowest settlements (24)") }},
+		{"start", func(s *session) string { return s.waitText("4821", "slowest settlements (24)", "clearing windows (6)") }},
 		{"start-typing", func(s *session) string {
-			s.waitText("4821")
+			s.waitText("4821", "clearing windows (6)")
 			s.typ("48")
 			return s.waitText("open: 48")
 		}},

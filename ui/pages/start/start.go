@@ -33,11 +33,13 @@ var lists = []list{
 	{"clearing windows", investigate.SubjectQuery{Kind: investigate.KindClearingWindow, Limit: 50}},
 }
 
-// loadedMsg carries one read of every list.
+// loadedMsg carries one read of one list. The lists are read one after another, the one
+// in view first, so the first screen waits for one query, not all of them.
 type loadedMsg struct {
-	page  int
-	lists [][]investigate.Subject
-	err   error
+	page int
+	list int
+	subs []investigate.Subject
+	err  error
 }
 
 // refreshMsg re-reads the lists (the live update while a recorder runs).
@@ -49,7 +51,8 @@ type Page struct {
 	id      int
 	tab     int
 	data    [][]investigate.Subject
-	loaded  bool
+	have    []bool // the lists read at least once
+	loaded  bool   // every list read at least once
 	loads   int
 	err     error
 	win     window.Window
@@ -62,7 +65,7 @@ type Page struct {
 
 // New returns the start screen.
 func New(c *common.Common) *Page {
-	p := &Page{c: c, id: c.NewID(), data: make([][]investigate.Subject, len(lists))}
+	p := &Page{c: c, id: c.NewID(), data: make([][]investigate.Subject, len(lists)), have: make([]bool, len(lists))}
 	p.input = prompt.New("open: ", c.Styles.Prompt)
 	return p
 }
@@ -72,18 +75,18 @@ func (p *Page) Init() tea.Cmd { return p.load() }
 
 func (p *Page) load() tea.Cmd {
 	p.loading = true
+	return p.loadList(0)
+}
+
+// loadList reads list i; its message asks for the next one.
+func (p *Page) loadList(i int) tea.Cmd {
 	svc, ctx, id := p.c.Service, p.c.Ctx, p.id
 	return func() tea.Msg {
-		out := loadedMsg{page: id, lists: make([][]investigate.Subject, len(lists))}
-		for i, l := range lists {
-			subs, err := svc.Subjects(ctx, l.query)
-			if err != nil {
-				out.err = fmt.Errorf("reading %s: %w", l.title, err)
-				return out
-			}
-			out.lists[i] = subs
+		subs, err := svc.Subjects(ctx, lists[i].query)
+		if err != nil {
+			err = fmt.Errorf("reading %s: %w", lists[i].title, err)
 		}
-		return out
+		return loadedMsg{page: id, list: i, subs: subs, err: err}
 	}
 }
 
@@ -124,13 +127,19 @@ func (p *Page) Update(msg tea.Msg) (common.Page, tea.Cmd) {
 		if msg.page != p.id {
 			return p, nil
 		}
-		p.loading = false
 		p.err = msg.err
 		if msg.err == nil {
-			p.data, p.loaded = msg.lists, true
+			p.data[msg.list], p.have[msg.list] = msg.subs, true
+			if msg.list == p.tab {
+				p.win.SetLen(len(p.data[p.tab]))
+			}
+			if msg.list+1 < len(lists) {
+				return p, p.loadList(msg.list + 1)
+			}
+			p.loaded = true
 			p.loads++
-			p.win.SetLen(len(p.data[p.tab]))
 		}
+		p.loading = false
 		if p.c.Refresh > 0 {
 			return p, tea.Tick(p.c.Refresh, func(time.Time) tea.Msg { return refreshMsg{page: p.id} })
 		}
@@ -207,6 +216,9 @@ func (p *Page) View() string {
 	var b strings.Builder
 	for i, l := range lists {
 		name := fmt.Sprintf("%s (%d)", l.title, len(p.data[i]))
+		if !p.have[i] {
+			name = l.title + " (…)"
+		}
 		if i == p.tab {
 			b.WriteString(st.Title.Render("[" + name + "]"))
 		} else {
@@ -225,7 +237,7 @@ func (p *Page) View() string {
 	switch {
 	case p.err != nil:
 		lines = append(lines, st.Error.Render(ansi.Truncate(p.err.Error(), p.width, "…")))
-	case !p.loaded:
+	case !p.have[p.tab]:
 		lines = append(lines, st.Muted.Render("loading…"))
 	case len(rows) == 0:
 		lines = append(lines, st.Muted.Render(ansi.Truncate(emptyHint(lists[p.tab]), p.width, "…")))
