@@ -16,7 +16,6 @@ import (
 // on a ClickHouse server).
 type EventReader interface {
 	Events(ctx context.Context, q eventlog.Query) ([]event.Event, error)
-	EventTotals(ctx context.Context, q eventlog.Query) ([]eventlog.TypeTotal, error)
 	EventTotalsByValue(ctx context.Context, key string, values []string) ([]eventlog.ValueTotal, error)
 	SpanGroups(ctx context.Context, q eventlog.SpanGroupQuery) ([]eventlog.SpanGroup, error)
 	SyscallLog(ctx context.Context, node string, pid uint32, from, to int64) ([]event.Event, error)
@@ -98,6 +97,11 @@ func (l *Local) Subjects(ctx context.Context, q SubjectQuery) ([]Subject, error)
 	if err != nil {
 		return nil, err
 	}
+	return l.subjects(ctx, q.Kind, attr, groups)
+}
+
+// subjects are span groups as Subjects, with the events joined to each counted.
+func (l *Local) subjects(ctx context.Context, kind, attr string, groups []eventlog.SpanGroup) ([]Subject, error) {
 	// The events of every listed subject are counted in one query (a scan of the log),
 	// not one query per subject.
 	values := make([]string, len(groups))
@@ -114,7 +118,7 @@ func (l *Local) Subjects(ctx context.Context, q SubjectQuery) ([]Subject, error)
 	}
 	out := make([]Subject, 0, len(groups))
 	for _, g := range groups {
-		s := subjectOf(q.Kind, g)
+		s := subjectOf(kind, g)
 		if t, ok := byValue[g.Value]; ok {
 			s.Events, s.Comm = int(t.Events), t.Comm
 		}
@@ -139,7 +143,11 @@ func (l *Local) Subject(ctx context.Context, ref Ref) (Subject, error) {
 	if len(groups) == 0 {
 		return Subject{}, fmt.Errorf("%s %s: %w", ref.Kind, ref.ID, ErrNotFound)
 	}
-	return l.subject(ctx, ref.Kind, attr, groups[0])
+	subs, err := l.subjects(ctx, ref.Kind, attr, groups[:1])
+	if err != nil {
+		return Subject{}, err
+	}
+	return subs[0], nil
 }
 
 // subjectOf is a span group as a Subject, its events not yet counted.
@@ -155,23 +163,6 @@ func subjectOf(kind string, g eventlog.SpanGroup) Subject {
 		s.Status = "ok"
 	}
 	return s
-}
-
-// subject is a span group as a Subject, with the events joined to it counted.
-func (l *Local) subject(ctx context.Context, kind, attr string, g eventlog.SpanGroup) (Subject, error) {
-	s := subjectOf(kind, g)
-	totals, err := l.opts.Events.EventTotals(ctx, eventlog.Query{AttrKey: attr, AttrValue: g.Value})
-	if err != nil {
-		return Subject{}, err
-	}
-	first := int64(0)
-	for _, t := range totals {
-		s.Events += int(t.Events)
-		if s.Comm == "" || t.FirstNs < first {
-			s.Comm, first = t.Comm, t.FirstNs
-		}
-	}
-	return s, nil
 }
 
 // Chain returns the causal chain of a subject: from the graph store when it holds it,
