@@ -109,7 +109,7 @@ func (an *analyzer) threadOf(s *span.Span, ids map[string]bool) (k ThreadKey, co
 	for _, tid := range an.idx.Threads(p) {
 		n, io := 0, 0
 		for _, e := range an.idx.Thread(ThreadKey{p.Node, p.PID, tid}, s.StartNs, s.EndNs) {
-			if e.TraceID == s.TraceID && ids[e.SpanID] {
+			if e.TraceID == s.TraceID && ids[e.SpanID] && (e.TsNs >= s.StartNs || end(&e) > s.StartNs) {
 				n++
 				if e.Type != event.TypeSchedSwitch {
 					io++
