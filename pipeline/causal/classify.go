@@ -224,9 +224,14 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		v.onCPU(before.b, first.a) <= shadowNs && !userWaker:
 		// Flushing what was just written: the on-CPU part of the flush counts too.
 		return whole(before.b, an.fileCause(v.k, before.sys.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, before.sys.e.ID)
-	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs:
+	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs &&
+		!(userWaker && last.e.WakerPID != v.k.PID):
 		// Blocked inside the fault handler (I/O, reclaim, or the mm lock another thread
-		// holds while it maps or unmaps): memory, whoever woke it.
+		// of the process holds while it maps or unmaps): memory. Not when another
+		// recorded process woke it: no fault waits on another process's user thread (the
+		// mm lock is the process's own; I/O completes from interrupts), so the fault was
+		// on the way into a wait for something that process held (a file lock, a futex in
+		// shared memory).
 		return whole(first.a, an.memoryCause(v.k), RuleBlockedInFault, conf*0.7, join, before.pf.ID)
 	case userWaker:
 		holder := ThreadKey{v.k.Node, last.e.WakerPID, last.e.WakerTID}

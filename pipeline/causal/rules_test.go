@@ -205,8 +205,10 @@ func TestLockContention(t *testing.T) {
 		waker      uint32
 		rule       string
 		holderPrmt bool // the holder was preempted for part of the wait
+		faulted    bool // the waiting thread took a page fault just before it blocked
 	}{
 		{name: "waker reported", waker: 401, rule: RuleWaker},
+		{name: "a page fault just before the wait", waker: 401, rule: RuleWaker, faulted: true},
 		{name: "waker not reported, holder the one running", waker: 0, rule: RuleInferredWaker},
 		{name: "holder itself waiting for a CPU", waker: 401, rule: RuleWaker, holderPrmt: true},
 	} {
@@ -229,6 +231,11 @@ func TestLockContention(t *testing.T) {
 			var wakerPID uint32
 			if tt.waker != 0 {
 				wakerPID = 400
+			}
+			if tt.faulted {
+				svc.t -= 2 * us
+				svc.fault() // touching a fresh page on the way to the lock call
+				svc.run(2 * us)
 			}
 			svc.blocked(100*ms, 20*us, wakerPID, tt.waker)
 			svc.run(1 * ms)
