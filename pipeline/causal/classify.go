@@ -19,9 +19,9 @@ type analyzer struct {
 	// took the CPU: the heaviest names it, whatever order the rules saw them in.
 	nextComm map[ProcKey]map[string]int64
 	depth    int // holders followed so far (waker chains)
-	// horizon: events that began before it are not looked at (LookBehind before the
-	// subject), whatever the index still holds.
-	horizon int64
+	// horizon..until is what the analysis looks at (LookBehind before the subject to
+	// LookAhead after it), whatever else the index still holds.
+	horizon, until int64
 }
 
 func newAnalyzer(idx *Index) *analyzer {
@@ -45,7 +45,7 @@ func (an *analyzer) proc(p ProcKey) *Proc {
 // comm names a process: as recorded, else by the heaviest name its threads took the CPU
 // under (ties: the first by name).
 func (an *analyzer) comm(p ProcKey) string {
-	if c := an.idx.Comm(p); c != "" {
+	if c := an.idx.CommIn(p, an.horizon, an.until); c != "" {
 		return c
 	}
 	best, bestNs := "", int64(-1)
@@ -209,7 +209,7 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		}
 	}
 	before, hasBefore := v.lastBefore(first.a)
-	userWaker := last.e.WakerPID != 0 && last.e.WakerTID != v.k.TID && an.idx.Known(ProcKey{v.k.Node, last.e.WakerPID})
+	userWaker := last.e.WakerPID != 0 && last.e.WakerTID != v.k.TID && an.idx.KnownIn(ProcKey{v.k.Node, last.e.WakerPID}, an.horizon, an.until)
 	// The whole episode, on-CPU moments between its blocks included, goes to one cause
 	// (the runnable parts are CPU contention all the same: their marks rank higher).
 	ev := make([]uint64, 0, min(len(ep), 8)+1)
