@@ -29,13 +29,18 @@ type boundedStop struct {
 	step   atomic.Pointer[string]
 	since  atomic.Int64 // unix ns of the stop; 0 before
 	done   chan struct{}
+	grace  time.Duration  // stopGrace; shorter in tests
 	exit   func(code int) // os.Exit; replaced in tests
 }
 
 func startBoundedStop(ctx context.Context, log *slog.Logger, stderr io.Writer, drain time.Duration, atStop, atDeadline func()) *boundedStop {
-	b := &boundedStop{log: log, stderr: stderr, done: make(chan struct{}), exit: os.Exit}
+	b := newBoundedStop(log, stderr)
 	go b.run(ctx, drain, atStop, atDeadline)
 	return b
+}
+
+func newBoundedStop(log *slog.Logger, stderr io.Writer) *boundedStop {
+	return &boundedStop{log: log, stderr: stderr, done: make(chan struct{}), grace: stopGrace, exit: os.Exit}
 }
 
 func (b *boundedStop) run(ctx context.Context, drain time.Duration, atStop, atDeadline func()) {
@@ -55,11 +60,11 @@ func (b *boundedStop) run(ctx context.Context, drain time.Duration, atStop, atDe
 	}
 	b.log.Debug("stop: drain timeout reached", "step", *b.step.Load())
 	atDeadline()
-	t.Reset(stopGrace)
+	t.Reset(b.grace)
 	select {
 	case <-t.C:
 		fmt.Fprintf(b.stderr, "kprobe-agent: the stop took longer than --drain-timeout %v + %v, still %s: exiting without it (the event log recovers its spool at the next start)\n",
-			drain, stopGrace, *b.step.Load())
+			drain, b.grace, *b.step.Load())
 		b.exit(1)
 	case <-b.done:
 	}
