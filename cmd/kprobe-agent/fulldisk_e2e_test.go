@@ -43,8 +43,8 @@ func heartbeat(path string) int {
 // TestStandaloneFullDisk records a busy process into a 20 MiB tmpfs until the event log
 // fills it. The agent says which directory is full, its memory stays bounded, the recorded
 // process goes on unharmed, SIGTERM ends the agent within the drain timeout (plus the
-// stop's fixed grace, stopGrace) with its
-// summary and a non-zero exit, and what was written can still be read.
+// stop's fixed grace, stopGrace) with its summary and a non-zero exit, and what was
+// written can still be read.
 func TestStandaloneFullDisk(t *testing.T) {
 	needRoot(t)
 	tui, _ := e2eTools(t)
