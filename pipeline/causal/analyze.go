@@ -19,6 +19,17 @@ type Subject struct {
 	Spans  []span.Span
 }
 
+// LookBehind is how long before a subject's start its analysis looks (a thread blocked
+// when the span began reports that block at switch-in, stamped with its start; a request
+// sent before it): events that began earlier are not considered, so a chain drawn by the
+// streaming engine (a minute of history) and one computed on demand (which reads the
+// event log from LookBehind before the subject) are the same.
+const LookBehind = 5 * time.Second
+
+// LookAhead is how long after a subject's end its analysis looks (what a process was
+// called, whether it was recorded).
+const LookAhead = 100 * time.Millisecond
+
 // maxEvidence bounds the event IDs kept per cause (the weightiest).
 const maxEvidence = 24
 
@@ -33,7 +44,6 @@ func Analyze(idx *Index, sub Subject) Result {
 	}
 	first := roots[0]
 	r.StartNs, r.TraceID, r.Service, r.Node, r.PID, r.TID = first.StartNs, first.TraceID, first.Service, first.Host, first.PID, first.TID
-	r.Comm = idx.Comm(ProcKey{first.Host, first.PID})
 	var endNs int64
 	ids := map[string]bool{}
 	for i := range sub.Spans {
@@ -49,6 +59,8 @@ func Analyze(idx *Index, sub Subject) Result {
 	r.DurationNs = endNs - r.StartNs
 
 	an := newAnalyzer(idx)
+	an.horizon, an.until = r.StartNs-int64(LookBehind), endNs+int64(LookAhead)
+	r.Comm = idx.CommIn(ProcKey{first.Host, first.PID}, an.horizon, an.until)
 	var leaves []leafOf
 	cursor := r.StartNs
 	for _, root := range roots {
@@ -64,7 +76,7 @@ func Analyze(idx *Index, sub Subject) Result {
 		if r.TID == 0 && root.SpanID == first.SpanID {
 			r.TID = k.TID
 		}
-		v := idx.view(k, from, to)
+		v := idx.view(k, from, to, an.horizon)
 		def := mark{c: an.unexplained(), rule: RuleRemainder, conf: conf, join: join}
 		on := spansOn(sub.Spans, root)
 		for _, m := range resolve(an.threadMarks(v, from, to, conf, join), from, to, &def) {
@@ -109,7 +121,7 @@ func (an *analyzer) threadOf(s *span.Span, ids map[string]bool) (k ThreadKey, co
 	for _, tid := range an.idx.Threads(p) {
 		n, io := 0, 0
 		for _, e := range an.idx.Thread(ThreadKey{p.Node, p.PID, tid}, s.StartNs, s.EndNs) {
-			if e.TraceID == s.TraceID && ids[e.SpanID] {
+			if e.TraceID == s.TraceID && ids[e.SpanID] && (e.TsNs >= s.StartNs || end(&e) > s.StartNs) {
 				n++
 				if e.Type != event.TypeSchedSwitch {
 					io++
@@ -401,7 +413,8 @@ func otherWriters(idx *Index, f *FileKey, r Result) string {
 	}
 	var names []string
 	for _, p := range slices.SortedFunc(maps.Keys(others), func(a, b ProcKey) int { return cmp.Compare(a.PID, b.PID) }) {
-		names = append(names, (&Proc{Node: p.Node, PID: p.PID, Comm: idx.Comm(p)}).String())
+		comm := idx.CommIn(p, r.StartNs-int64(LookBehind), r.StartNs+r.DurationNs+int64(LookAhead))
+		names = append(names, (&Proc{Node: p.Node, PID: p.PID, Comm: comm}).String())
 	}
 	if len(names) > 3 {
 		names = append(names[:3], "...")
