@@ -1,36 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// lockedBuffer is stderr written by the stop's goroutine and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startTestStop runs a bounded stop with a short grace, recording what it calls.
-func startTestStop(ctx context.Context, drain time.Duration) (b *boundedStop, stderr *lockedBuffer, stopped, deadline chan struct{}, exited chan int, ran chan struct{}) {
-	stderr = &lockedBuffer{}
+func startTestStop(ctx context.Context, drain time.Duration) (b *boundedStop, stderr *e2eBuffer, stopped, deadline chan struct{}, exited chan int, ran chan struct{}) {
+	stderr = &e2eBuffer{}
 	b = newBoundedStop(slog.New(slog.DiscardHandler), stderr)
 	b.grace = 50 * time.Millisecond
 	stopped, deadline, exited, ran = make(chan struct{}), make(chan struct{}), make(chan int, 1), make(chan struct{})
