@@ -248,6 +248,19 @@ func TestRecordPIDDuration(t *testing.T) {
 	}
 }
 
+// TestRecordSaysNothingMatched: a selection that matches nothing (a misspelt --comm) is
+// said to have matched nothing, rather than looking like a quiet service.
+func TestRecordSaysNothingMatched(t *testing.T) {
+	needRoot(t)
+	out, err := exec.Command(agent(t), "record", "--comm", "kp-no-such-cmd", "--duration", "300ms", "--output", filepath.Join(t.TempDir(), "e.jsonl")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("record: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "recorded 0 events") || !strings.Contains(string(out), "nothing matched --comm kp-no-such-cmd while recording") {
+		t.Errorf("record --comm of no process said:\n%s", out)
+	}
+}
+
 func TestRecordFlagErrors(t *testing.T) {
 	tests := []struct {
 		args []string
