@@ -148,6 +148,9 @@ func planHooks(p prober, s *bpfProgramSpecs) []hookPlan {
 		{hook: "sched_switch", method: "tp_btf/sched_switch", links: []progLink{{spec: s.OnSchedSwitch}}},
 		{hook: "sched_waking", method: "tp_btf/sched_waking", links: []progLink{{spec: s.OnSchedWaking}}},
 		{hook: "sched_wakeup_new", method: "tp_btf/sched_wakeup_new", links: []progLink{{spec: s.OnSchedWakeupNew}}},
+		// The pid filter follows the selected processes' children.
+		{hook: "sched_process_fork", method: "tp_btf/sched_process_fork+sched_process_exit",
+			links: []progLink{{spec: s.FilterOnFork}, {spec: s.FilterOnExit}}},
 	}
 	if err := p.RawSyscalls(); err == nil {
 		for i, sc := range rwFallbacks(s) {

@@ -137,6 +137,8 @@ const (
 	bpfProgFexitTcpRecvmsg5  = "fexit_tcp_recvmsg5"
 	bpfProgFexitTcpRecvmsg6  = "fexit_tcp_recvmsg6"
 	bpfProgFexitTcpSendmsg   = "fexit_tcp_sendmsg"
+	bpfProgFilterOnExit      = "filter_on_exit"
+	bpfProgFilterOnFork      = "filter_on_fork"
 	bpfProgOnPageFaultKernel = "on_page_fault_kernel"
 	bpfProgOnPageFaultUser   = "on_page_fault_user"
 	bpfProgOnSchedSwitch     = "on_sched_switch"
@@ -213,6 +215,8 @@ type bpfProgramSpecs struct {
 	FexitTcpRecvmsg5  *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg5"`
 	FexitTcpRecvmsg6  *ebpf.ProgramSpec `ebpf:"fexit_tcp_recvmsg6"`
 	FexitTcpSendmsg   *ebpf.ProgramSpec `ebpf:"fexit_tcp_sendmsg"`
+	FilterOnExit      *ebpf.ProgramSpec `ebpf:"filter_on_exit"`
+	FilterOnFork      *ebpf.ProgramSpec `ebpf:"filter_on_fork"`
 	OnPageFaultKernel *ebpf.ProgramSpec `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.ProgramSpec `ebpf:"on_page_fault_user"`
 	OnSchedSwitch     *ebpf.ProgramSpec `ebpf:"on_sched_switch"`
@@ -336,6 +340,8 @@ type bpfPrograms struct {
 	FexitTcpRecvmsg5  *ebpf.Program `ebpf:"fexit_tcp_recvmsg5"`
 	FexitTcpRecvmsg6  *ebpf.Program `ebpf:"fexit_tcp_recvmsg6"`
 	FexitTcpSendmsg   *ebpf.Program `ebpf:"fexit_tcp_sendmsg"`
+	FilterOnExit      *ebpf.Program `ebpf:"filter_on_exit"`
+	FilterOnFork      *ebpf.Program `ebpf:"filter_on_fork"`
 	OnPageFaultKernel *ebpf.Program `ebpf:"on_page_fault_kernel"`
 	OnPageFaultUser   *ebpf.Program `ebpf:"on_page_fault_user"`
 	OnSchedSwitch     *ebpf.Program `ebpf:"on_sched_switch"`
@@ -368,6 +374,8 @@ func (p *bpfPrograms) Close() error {
 		p.FexitTcpRecvmsg5,
 		p.FexitTcpRecvmsg6,
 		p.FexitTcpSendmsg,
+		p.FilterOnExit,
+		p.FilterOnFork,
 		p.OnPageFaultKernel,
 		p.OnPageFaultUser,
 		p.OnSchedSwitch,

@@ -247,3 +247,51 @@ func TestFilterCommSelectsProcess(t *testing.T) {
 		t.Errorf("writes from %d threads, want %d", len(tids), n+1)
 	}
 }
+
+// TestFilterPIDFollowsChildren: a selected process's children, started after the
+// recorder, are recorded too (a shell running a command, a server's workers); a process
+// the test starts itself is not; a child that exited leaves the selection.
+func TestFilterPIDFollowsChildren(t *testing.T) {
+	needKernel(t)
+	sh := exec.Command("sh", "-c", "read go; dd if=/dev/zero of=/dev/null bs=1 count=100 status=none")
+	stdin, err := sh.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Start(); err != nil {
+		t.Fatal(err)
+	}
+	shPID := uint32(sh.Process.Pid)
+	r := openProbes(t, Options{PIDs: []uint32{shPID}})
+	s := startSession(r)
+	outside := runDD(t, 50)
+	if _, err := stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Wait(); err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	evs := s.stop(t)
+
+	writes := map[uint32]int{}
+	var child uint32
+	for _, e := range evs {
+		if e.PID == outside {
+			t.Fatalf("event from dd %d, which the selected shell did not start: %+v", outside, e)
+		}
+		if e.Type == EventWrite && e.Comm == "dd" {
+			writes[e.PID]++
+			child = e.PID
+		}
+	}
+	if diff := cmp.Diff(map[uint32]int{child: 100}, writes); diff != "" || child == shPID {
+		t.Errorf("dd's writes by pid, dd started by the selected shell %d (-want +got):\n%s", shPID, diff)
+	}
+	var one uint8
+	if err := r.maps.FilterPids.Lookup(child, &one); err == nil {
+		t.Errorf("dd (pid %d) exited but is still selected", child)
+	}
+	if err := r.maps.FilterPids.Lookup(shPID, &one); err == nil {
+		t.Errorf("the shell (pid %d) exited but is still selected", shPID)
+	}
+}

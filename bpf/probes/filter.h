@@ -42,6 +42,35 @@ static __always_inline bool want_task(struct task_struct *t)
 	return true;
 }
 
+/* A selected process's new processes are selected too (a command's workers,
+ * a shell's children), as perf record and strace -f follow them: the
+ * fork tracepoint fires before the child first runs. A process leaves the
+ * selection when its thread group leader exits, so a reused pid is not
+ * recorded and the map holds live processes only (filter_pids' size bounds
+ * how many are followed at once). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(filter_on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+
+	if (!(cfg.filters & FILTER_PID) || ptgid == ctgid)
+		return 0;
+	if (bpf_map_lookup_elem(&filter_pids, &ptgid))
+		bpf_map_update_elem(&filter_pids, &ctgid, &one, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(filter_on_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+
+	if ((cfg.filters & FILTER_PID) && p->pid == tgid)
+		bpf_map_delete_elem(&filter_pids, &tgid);
+	return 0;
+}
+
 /* The identity of task t in e, with BTF loads. */
 static __always_inline void fill_task(struct event *e, struct task_struct *t, __u32 type, __u64 ts)
 {

@@ -46,7 +46,7 @@ type selection struct{ pids, comms, cgroups, payload listFlag }
 // to capture, for how long, and the recorder's buffers.
 func registerSelection(fs *flag.FlagSet, c *recordConfig) *selection {
 	var s selection
-	fs.Var(&s.pids, "pid", "record only this process id (repeatable)")
+	fs.Var(&s.pids, "pid", "record this process and the processes it starts from now on (repeatable)")
 	fs.Var(&s.comms, "comm", "record only processes of this name, as ps and pgrep show it (set from the executable at exec), with all their threads, whatever they call themselves (repeatable)")
 	fs.Var(&s.cgroups, "cgroup", "record only processes in this cgroup v2 directory, e.g. /sys/fs/cgroup/app (repeatable)")
 	fs.Var(&s.payload, "payload-pid", "capture the first bytes read or received by this process, for replay (repeatable)")

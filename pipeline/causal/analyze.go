@@ -19,6 +19,13 @@ type Subject struct {
 	Spans  []span.Span
 }
 
+// LookBehind is how long before a subject's start its analysis looks (a thread blocked
+// when the span began reports that block at switch-in, stamped with its start; a request
+// sent before it): events that began earlier are not considered, so a chain drawn by the
+// streaming engine (a minute of history) and one computed on demand (which reads the
+// event log from LookBehind before the subject) are the same.
+const LookBehind = 5 * time.Second
+
 // maxEvidence bounds the event IDs kept per cause (the weightiest).
 const maxEvidence = 24
 
@@ -49,6 +56,7 @@ func Analyze(idx *Index, sub Subject) Result {
 	r.DurationNs = endNs - r.StartNs
 
 	an := newAnalyzer(idx)
+	an.horizon = r.StartNs - int64(LookBehind)
 	var leaves []leafOf
 	cursor := r.StartNs
 	for _, root := range roots {
@@ -64,7 +72,7 @@ func Analyze(idx *Index, sub Subject) Result {
 		if r.TID == 0 && root.SpanID == first.SpanID {
 			r.TID = k.TID
 		}
-		v := idx.view(k, from, to)
+		v := idx.view(k, from, to, an.horizon)
 		def := mark{c: an.unexplained(), rule: RuleRemainder, conf: conf, join: join}
 		on := spansOn(sub.Spans, root)
 		for _, m := range resolve(an.threadMarks(v, from, to, conf, join), from, to, &def) {
@@ -109,7 +117,7 @@ func (an *analyzer) threadOf(s *span.Span, ids map[string]bool) (k ThreadKey, co
 	for _, tid := range an.idx.Threads(p) {
 		n, io := 0, 0
 		for _, e := range an.idx.Thread(ThreadKey{p.Node, p.PID, tid}, s.StartNs, s.EndNs) {
-			if e.TraceID == s.TraceID && ids[e.SpanID] {
+			if e.TraceID == s.TraceID && ids[e.SpanID] && (e.TsNs >= s.StartNs || end(&e) > s.StartNs) {
 				n++
 				if e.Type != event.TypeSchedSwitch {
 					io++

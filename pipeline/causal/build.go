@@ -60,14 +60,19 @@ const (
 	PropPath        = "path" // JSON array of Step
 	PropName        = "name"
 	// PropDrawing ties an object's causes to one drawing of it: an object drawn again
-	// (more of its spans came later) keeps its earlier cause nodes, which readers skip.
+	// (more of its spans or events came later) keeps its earlier cause nodes, which
+	// readers skip.
 	PropDrawing = "drawing"
 )
 
-// drawing names one drawing of a result: what it covered.
+// drawing names one drawing of a result: what it covered and what it found, so a
+// drawing whose causes changed never shares its name with the one it replaces.
 func drawing(r Result) string {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%d/%d/%d/%d", r.StartNs, r.DurationNs, r.SpanCount, r.Events)
+	for i := range r.Causes {
+		fmt.Fprintf(h, "/%s=%d", r.Causes[i].Key, r.Causes[i].ExplainedNs)
+	}
 	return strconv.FormatUint(h.Sum64(), 36)
 }
 
@@ -86,13 +91,13 @@ func CauseNodeID(object, key string) string { return "cause/" + object + "/" + k
 // Others are the business objects found on its spans (by the mapping) besides itself.
 func BuildGraph(r Result, m Mapping) Graph {
 	g := Graph{Nodes: make([]Node, 0, 1+len(r.Spans)+3*len(r.Causes)), Edges: make([]Edge, 0, len(r.Spans)+4*len(r.Causes))}
-	obj := r.Object.NodeID()
+	obj, dr := r.Object.NodeID(), drawing(r)
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 	g.Nodes = append(g.Nodes, Node{ID: obj, Label: r.Object.Label, Props: map[string]string{
 		PropKind: r.Object.Kind, PropID: r.Object.ID, PropStartNs: itoa(r.StartNs), PropDurationNs: itoa(r.DurationNs),
 		PropStatus: r.Status, PropTraceID: r.TraceID, PropService: r.Service, PropNode: r.Node,
 		PropPID: itoa(int64(r.PID)), PropTID: itoa(int64(r.TID)), PropComm: r.Comm,
-		PropSpans: strconv.Itoa(r.SpanCount), PropEvents: strconv.Itoa(r.Events), PropDrawing: drawing(r)}})
+		PropSpans: strconv.Itoa(r.SpanCount), PropEvents: strconv.Itoa(r.Events), PropDrawing: dr}})
 
 	ids := map[string]bool{}
 	for _, s := range r.Spans {
@@ -130,7 +135,7 @@ func BuildGraph(r Result, m Mapping) Graph {
 		props[PropResource], props[PropSummary] = c.Resource, c.Summary
 		props[PropSpanID], props[PropSpanName] = c.SpanID, c.SpanName
 		props[PropPath], props[PropDurationNs] = string(path), itoa(r.DurationNs)
-		props[PropDrawing] = drawing(r)
+		props[PropDrawing] = dr
 		if c.Process != nil {
 			props[PropNode], props[PropPID], props[PropComm] = c.Process.Node, itoa(int64(c.Process.PID)), c.Process.Comm
 		}

@@ -19,6 +19,9 @@ type analyzer struct {
 	// took the CPU: the heaviest names it, whatever order the rules saw them in.
 	nextComm map[ProcKey]map[string]int64
 	depth    int // holders followed so far (waker chains)
+	// horizon: events that began before it are not looked at (LookBehind before the
+	// subject), whatever the index still holds.
+	horizon int64
 }
 
 func newAnalyzer(idx *Index) *analyzer {
@@ -253,7 +256,7 @@ func (an *analyzer) holderMarks(holder ThreadKey, iv interval, rule string, conf
 	}
 	an.depth++
 	defer func() { an.depth-- }()
-	hv := an.idx.view(holder, iv.a, iv.b)
+	hv := an.idx.view(holder, iv.a, iv.b, an.horizon)
 	var out []mark
 	for _, m := range resolve(an.threadMarks(hv, iv.a, iv.b, conf, join), iv.a, iv.b, &lock) {
 		if holderEvidence[m.rule] {

@@ -71,6 +71,7 @@ func (o EngineOptions) withDefaults() (EngineOptions, error) {
 type EngineStats struct {
 	Events, Spans  uint64
 	Drawn          uint64 // objects whose chain was computed and written
+	Redrawn        uint64 // of those, drawn again because events of their time came late
 	WriteFailed    uint64 // graphs the writer refused (computed on demand later)
 	TooLong        uint64 // objects longer than Retain: left to on-demand computation
 	Nodes, Edges   uint64 // written
@@ -85,13 +86,16 @@ type Engine struct {
 	in    chan input
 	done  chan struct{}
 	close sync.Once
-	st    struct{ events, spans, drawn, failed, tooLong, nodes, edges atomic.Uint64 }
+	st    struct{ events, spans, drawn, redrawn, failed, tooLong, nodes, edges atomic.Uint64 }
 	pend  atomic.Int64
 
 	// Owned by Run.
-	idx       *Index
-	traces    map[string]*traceBuf
-	pending   map[string]*pendingObject
+	idx     *Index
+	traces  map[string]*traceBuf
+	pending map[string]*pendingObject
+	// drawn keeps what was drawn while its events are retained: events of its time that
+	// come after the drawing (a lagging topic, a reader that was idle) draw it again.
+	drawn     map[string]*pendingObject
 	watermark int64 // newest event time seen
 	evicted   int64
 }
@@ -109,7 +113,13 @@ type traceBuf struct {
 type pendingObject struct {
 	obj    Object
 	traces map[string]bool
-	endNs  int64
+	endNs  int64 // the last span's end
+	// dueNs: drawn once the newest event is Lateness past it (endNs, or for a redraw the
+	// newest event when the late one came, so a burst of late events redraws once).
+	dueNs int64
+	// startNs..endNs is the time the drawing covered (set when drawn).
+	startNs int64
+	redraw  bool
 }
 
 // NewEngine validates options.
@@ -119,7 +129,8 @@ func NewEngine(opts EngineOptions) (*Engine, error) {
 		return nil, err
 	}
 	return &Engine{opts: opts, log: opts.Logger.With("component", "causal"), in: make(chan input, opts.Queue),
-		done: make(chan struct{}), idx: NewIndex(), traces: map[string]*traceBuf{}, pending: map[string]*pendingObject{}}, nil
+		done: make(chan struct{}), idx: NewIndex(), traces: map[string]*traceBuf{}, pending: map[string]*pendingObject{},
+		drawn: map[string]*pendingObject{}}, nil
 }
 
 // AddEvents hands enriched events to the engine (copied); it blocks while the engine is
@@ -162,7 +173,7 @@ func (e *Engine) Close() { e.close.Do(func() { close(e.done) }) }
 func (e *Engine) Stats() EngineStats {
 	return EngineStats{Events: e.st.events.Load(), Spans: e.st.spans.Load(), Drawn: e.st.drawn.Load(),
 		WriteFailed: e.st.failed.Load(), TooLong: e.st.tooLong.Load(), Nodes: e.st.nodes.Load(),
-		Edges: e.st.edges.Load(), PendingObjects: e.pend.Load()}
+		Edges: e.st.edges.Load(), PendingObjects: e.pend.Load(), Redrawn: e.st.redrawn.Load()}
 }
 
 // Run consumes until Close (or ctx ends), then draws what is pending with a fresh
@@ -206,6 +217,7 @@ func (e *Engine) take(ctx context.Context, in input) {
 	if len(in.events) > 0 {
 		e.st.events.Add(uint64(len(in.events)))
 		e.idx.Add(in.events)
+		e.late(in.events)
 		for i := range in.events {
 			e.watermark = max(e.watermark, in.events[i].TsNs)
 		}
@@ -237,6 +249,39 @@ func (e *Engine) addSpans(spans []span.Span) {
 			}
 			p.traces[s.TraceID] = true
 			p.endNs = max(p.endNs, s.EndNs)
+			p.dueNs = max(p.dueNs, p.endNs)
+		}
+	}
+}
+
+// late puts back among the pending the drawn objects whose time evs overlap: their
+// drawing missed these events. Events come nearly in time order, so only objects that
+// ended within the batch's earliest time are looked at closely.
+func (e *Engine) late(evs []event.Event) {
+	if len(e.drawn) == 0 {
+		return
+	}
+	lo := evs[0].TsNs
+	for i := range evs {
+		lo = min(lo, evs[i].TsNs)
+	}
+	for key, p := range e.drawn {
+		if p.endNs < lo {
+			continue
+		}
+		for i := range evs {
+			ev := &evs[i]
+			if ev.TsNs <= p.endNs && ev.TsNs+int64(ev.DurNs) >= p.startNs {
+				delete(e.drawn, key)
+				if q := e.pending[key]; q != nil { // more spans came too: one drawing
+					q.redraw = true
+					break
+				}
+				p.redraw, p.dueNs = true, max(p.endNs, e.watermark)
+				e.pending[key] = p
+				e.pend.Add(1)
+				break
+			}
 		}
 	}
 }
@@ -245,7 +290,7 @@ func (e *Engine) addSpans(spans []span.Span) {
 // their end (or, when the input is idle, any that has ended).
 func (e *Engine) drawDue(ctx context.Context, idle bool) {
 	for key, p := range e.pending {
-		due := e.watermark >= p.endNs+int64(e.opts.Lateness) || (idle && e.watermark >= p.endNs)
+		due := e.watermark >= p.dueNs+int64(e.opts.Lateness) || (idle && e.watermark >= p.endNs)
 		if !due && !(idle && e.isClosed()) {
 			continue
 		}
@@ -275,7 +320,8 @@ func (e *Engine) draw(ctx context.Context, p *pendingObject) {
 		return
 	}
 	sub := Subject{Object: p.obj, Spans: spans}
-	if start := rootSpans(spans)[0].StartNs; start < e.evicted {
+	p.startNs = rootSpans(spans)[0].StartNs
+	if start := p.startNs; start < e.evicted {
 		e.st.tooLong.Add(1)
 		e.log.Debug("object began before the retained events; left to on-demand computation", "object", p.obj.NodeID())
 		return
@@ -290,6 +336,11 @@ func (e *Engine) draw(ctx context.Context, p *pendingObject) {
 		return
 	}
 	e.st.drawn.Add(1)
+	if p.redraw {
+		e.st.redrawn.Add(1)
+	}
+	p.redraw = false
+	e.drawn[p.obj.NodeID()] = p
 	e.st.nodes.Add(uint64(len(g.Nodes)))
 	e.st.edges.Add(uint64(len(g.Edges)))
 }
@@ -300,6 +351,11 @@ func (e *Engine) evict(horizon int64) {
 	for t, tb := range e.traces {
 		if tb.lastEnd < horizon {
 			delete(e.traces, t)
+		}
+	}
+	for key, p := range e.drawn {
+		if p.startNs < horizon {
+			delete(e.drawn, key) // a late event could no longer be redrawn from what is kept
 		}
 	}
 }

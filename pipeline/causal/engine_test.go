@@ -125,6 +125,82 @@ func TestEngineDrawsOnceEventsPassTheObject(t *testing.T) {
 	}
 }
 
+// Events of an object's time that come after it was drawn (a topic that lagged, a reader
+// that was idle past Lateness) draw it again, once per burst, and it reads back as what
+// the rules compute from all its events; objects they do not touch stay as drawn.
+func TestEngineRedrawsWhenEventsComeLate(t *testing.T) {
+	w, spans := incidentWorld()
+	var onTime, late []event.Event
+	for _, ev := range w.evs {
+		if ev.Type == event.TypeSchedSwitch && ev.NextPID == 900 {
+			late = append(late, ev) // the hog's preemption, held back
+		} else {
+			onTime = append(onTime, ev)
+		}
+	}
+	if len(late) == 0 {
+		t.Fatal("the world has no preemption to hold back")
+	}
+	g := newMemGraph()
+	e, stop := runEngine(t, EngineOptions{Writer: g, Lateness: 20 * time.Millisecond, Idle: time.Hour})
+	ctx := context.Background()
+	svc := w.thread(100, 101, "settlement-svc", spans[3].EndNs+30*ms)
+	pass := func() { // an event Lateness past everything so far
+		svc.t += 30 * ms
+		svc.fault()
+		if err := e.AddEvents(ctx, w.evs[len(w.evs)-1:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.AddSpans(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddEvents(ctx, onTime); err != nil {
+		t.Fatal(err)
+	}
+	pass()
+	waitFor(t, "all four objects drawn", func() bool { return e.Stats().Drawn == 4 })
+	early, err := ReadResult(ctx, g, "settlement", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early.Causes[0].Kind == KindCPU {
+		t.Fatalf("drawn without the preemption, settlement 1 still blames the CPU: %+v", early.Causes[0])
+	}
+	// The late events arrive in two batches: one redrawing, due once an event passes them.
+	for _, b := range [][]event.Event{late[:len(late)/2], late[len(late)/2:]} {
+		if len(b) > 0 {
+			if err := e.AddEvents(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pass()
+	waitFor(t, "settlement 1 and payment 1 drawn again", func() bool { return e.Stats().Redrawn == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.Stats(); s.Drawn != 6 || s.PendingObjects != 0 {
+		t.Errorf("after close: %+v, want 4 drawings and 2 redrawings", s)
+	}
+	all := w.index()
+	opts := []cmp.Option{cmpopts.IgnoreUnexported(Cause{}), cmpopts.IgnoreFields(Cause{}, "Key", "ResourceID"),
+		cmpopts.IgnoreFields(Result{}, "Spans"), cmpopts.EquateApprox(0, 0.001)}
+	for _, c := range []struct {
+		kind, id string
+		spans    []span.Span
+	}{{"settlement", "1", spans[:2]}, {"payment", "PAY-1", spans[:1]}, {"settlement", "2", spans[2:]}} {
+		got, err := ReadResult(ctx, g, c.kind, c.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Analyze(all, Subject{Object: got.Object, Spans: c.spans})
+		if diff := cmp.Diff(want, got, opts...); diff != "" {
+			t.Errorf("%s %s read back (-all events +stored):\n%s", c.kind, c.id, diff)
+		}
+	}
+}
+
 func hasEdge(g Graph, from, to, typ string) bool {
 	for _, e := range g.Edges {
 		if e.From == from && e.To == to && e.Type == typ {

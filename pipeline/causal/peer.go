@@ -67,7 +67,7 @@ func (an *analyzer) peerMarks(v *threadView, iv interval, u Tuple, recv *event.E
 // end of the request (the last send on u since the previous reply) to the reply. Without
 // a request in sight the wait starts at from, and requested is false.
 func (an *analyzer) waitOn(u Tuple, node string, recv *event.Event, from int64) (interval, bool) {
-	evs := an.idx.Socket(u, recv.TsNs-requestLookbackNs, recv.TsNs)
+	evs := an.idx.Socket(u, max(recv.TsNs-requestLookbackNs, an.horizon), recv.TsNs)
 	for i := len(evs) - 1; i >= 0; i-- {
 		e := &evs[i]
 		if e.Node != node || e.ID == recv.ID {

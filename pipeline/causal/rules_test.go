@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/kprobe/kprobe/pipeline/event"
 )
 
 // The rule tests build what the recorder reports for a thread (switches with their
@@ -420,6 +422,42 @@ func TestRankCausesIsTotal(t *testing.T) {
 		RankCauses(got)
 		if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Cause{})); diff != "" {
 			t.Errorf("from rotation %d (-want +got):\n%s", shift, diff)
+		}
+	}
+}
+
+// TestAnalysisDependsOnTheWindowAlone: the streaming engine keeps a minute of history, an
+// on-demand chain reads a few seconds; both must compute the same chain. A long event
+// well before the subject (a 3 s sleep) makes the index reach further back for that
+// thread; an old preemption it then reaches must not become the guess for who held the
+// CPU during the subject's run-queue wait.
+func TestAnalysisDependsOnTheWindowAlone(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "settlement-svc", t0)
+	sleep := svc.blocked(3000*ms, 0, 0, 0)
+	svc.run(100 * ms)
+	svc.preempted(10*ms, 900, "hog") // a second before the subject
+	svc.run(1000 * ms)
+	start := svc.t
+	svc.run(1 * ms)
+	svc.blocked(5*ms, 4*ms, 0, 0) // woken, then runnable 4 ms: who held the CPU?
+	svc.run(1 * ms)
+	sub := settlement(svc, "1", start)
+
+	long := w.index()
+	short := NewIndex()
+	for _, e := range w.evs {
+		if e.ID != sleep.ID {
+			short.Add([]event.Event{e})
+		}
+	}
+	got, want := Analyze(long, sub), Analyze(short, sub)
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(Cause{})); diff != "" {
+		t.Errorf("with a 3 s sleep before the subject in the index (-without +with):\n%s", diff)
+	}
+	for _, c := range got.Causes {
+		if c.Process != nil && c.Process.PID == 900 {
+			t.Errorf("a preemption a second before the subject is blamed for its run-queue wait: %+v", c)
 		}
 	}
 }

@@ -87,11 +87,19 @@ type threadView struct {
 
 func end(e *event.Event) int64 { return e.TsNs + int64(e.DurNs) }
 
-func (x *Index) view(k ThreadKey, from, to int64) *threadView {
+func (x *Index) view(k ThreadKey, from, to, horizon int64) *threadView {
 	v := &threadView{k: k}
-	evs := x.Thread(k, from-contextNs, to+contextNs)
+	lo := max(from-contextNs, horizon)
+	evs := x.Thread(k, lo, to+contextNs)
 	for i := range evs {
 		e := &evs[i]
+		// The series reaches back by its longest event; keep only what overlaps the view
+		// and began after the horizon, so that what the view holds depends on the window
+		// alone, not on how much history the index has seen (the streaming engine's
+		// minute, an on-demand read's LookBehind).
+		if e.TsNs < horizon || (e.TsNs < lo && end(e) <= lo) {
+			continue
+		}
 		switch e.Type {
 		case event.TypeSchedSwitch:
 			o := offIv{a: e.TsNs, b: end(e), e: e}

@@ -24,9 +24,8 @@ type ChainLog interface {
 }
 
 const (
-	// Events this long before a subject starts are read too: a thread blocked when its
-	// span began reported that block when it switched back in, stamped with its start.
-	onDemandBefore = 5 * time.Second
+	// Events from this long before a subject starts are read too: all the analysis looks at.
+	onDemandBefore = causal.LookBehind
 	onDemandAfter  = 100 * time.Millisecond
 	// A subject longer than this is not computed on demand (it would read too much).
 	onDemandMax = 10 * time.Minute

@@ -118,8 +118,8 @@ func (r *causalRun) stop(stderr io.Writer) error {
 		err := <-r.done
 		s := r.eng.Stats()
 		if stderr != nil {
-			fmt.Fprintf(stderr, "causal: drawn=%d write_failed=%d too_long=%d nodes=%d edges=%d graph: %s\n",
-				s.Drawn, s.WriteFailed, s.TooLong, s.Nodes, s.Edges, r.where)
+			fmt.Fprintf(stderr, "causal: drawn=%d write_failed=%d too_long=%d redrawn=%d nodes=%d edges=%d graph: %s\n",
+				s.Drawn, s.WriteFailed, s.TooLong, s.Redrawn, s.Nodes, s.Edges, r.where)
 		}
 		r.err = errors.Join(err, r.store.Close())
 	})
