@@ -220,16 +220,22 @@ func e2eExited(p *e2eProc) bool {
 }
 
 // wait waits for the process to exit and returns its error; it fails the test (after
-// killing the process) when that takes longer than timeout.
+// killing the process) when that takes longer than timeout. A Go process is first sent
+// SIGQUIT, so the output shows where each of its goroutines was: slow or stuck.
 func (p *e2eProc) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
 		return p.err
 	case <-time.After(timeout):
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		t.Fatalf("%s did not exit within %v; killed it. Output:\n%s", p.name, timeout, p.out.String())
+		t.Fatalf("%s did not exit within %v; killed it (SIGQUIT, then SIGKILL). Output:\n%s", p.name, timeout, p.out.String())
 		return nil
 	}
 }
