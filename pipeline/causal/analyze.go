@@ -26,6 +26,10 @@ type Subject struct {
 // event log from LookBehind before the subject) are the same.
 const LookBehind = 5 * time.Second
 
+// LookAhead is how long after a subject's end its analysis looks (what a process was
+// called, whether it was recorded).
+const LookAhead = 100 * time.Millisecond
+
 // maxEvidence bounds the event IDs kept per cause (the weightiest).
 const maxEvidence = 24
 
@@ -40,7 +44,6 @@ func Analyze(idx *Index, sub Subject) Result {
 	}
 	first := roots[0]
 	r.StartNs, r.TraceID, r.Service, r.Node, r.PID, r.TID = first.StartNs, first.TraceID, first.Service, first.Host, first.PID, first.TID
-	r.Comm = idx.Comm(ProcKey{first.Host, first.PID})
 	var endNs int64
 	ids := map[string]bool{}
 	for i := range sub.Spans {
@@ -56,7 +59,8 @@ func Analyze(idx *Index, sub Subject) Result {
 	r.DurationNs = endNs - r.StartNs
 
 	an := newAnalyzer(idx)
-	an.horizon = r.StartNs - int64(LookBehind)
+	an.horizon, an.until = r.StartNs-int64(LookBehind), endNs+int64(LookAhead)
+	r.Comm = idx.CommIn(ProcKey{first.Host, first.PID}, an.horizon, an.until)
 	var leaves []leafOf
 	cursor := r.StartNs
 	for _, root := range roots {
@@ -409,7 +413,8 @@ func otherWriters(idx *Index, f *FileKey, r Result) string {
 	}
 	var names []string
 	for _, p := range slices.SortedFunc(maps.Keys(others), func(a, b ProcKey) int { return cmp.Compare(a.PID, b.PID) }) {
-		names = append(names, (&Proc{Node: p.Node, PID: p.PID, Comm: idx.Comm(p)}).String())
+		comm := idx.CommIn(p, r.StartNs-int64(LookBehind), r.StartNs+r.DurationNs+int64(LookAhead))
+		names = append(names, (&Proc{Node: p.Node, PID: p.PID, Comm: comm}).String())
 	}
 	if len(names) > 3 {
 		names = append(names[:3], "...")

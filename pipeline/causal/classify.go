@@ -19,9 +19,9 @@ type analyzer struct {
 	// took the CPU: the heaviest names it, whatever order the rules saw them in.
 	nextComm map[ProcKey]map[string]int64
 	depth    int // holders followed so far (waker chains)
-	// horizon: events that began before it are not looked at (LookBehind before the
-	// subject), whatever the index still holds.
-	horizon int64
+	// horizon..until is what the analysis looks at (LookBehind before the subject to
+	// LookAhead after it), whatever else the index still holds.
+	horizon, until int64
 }
 
 func newAnalyzer(idx *Index) *analyzer {
@@ -45,7 +45,7 @@ func (an *analyzer) proc(p ProcKey) *Proc {
 // comm names a process: as recorded, else by the heaviest name its threads took the CPU
 // under (ties: the first by name).
 func (an *analyzer) comm(p ProcKey) string {
-	if c := an.idx.Comm(p); c != "" {
+	if c := an.idx.CommIn(p, an.horizon, an.until); c != "" {
 		return c
 	}
 	best, bestNs := "", int64(-1)
@@ -209,7 +209,7 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		}
 	}
 	before, hasBefore := v.lastBefore(first.a)
-	userWaker := last.e.WakerPID != 0 && last.e.WakerTID != v.k.TID && an.idx.Known(ProcKey{v.k.Node, last.e.WakerPID})
+	userWaker := last.e.WakerPID != 0 && last.e.WakerTID != v.k.TID && an.idx.KnownIn(ProcKey{v.k.Node, last.e.WakerPID}, an.horizon, an.until)
 	// The whole episode, on-CPU moments between its blocks included, goes to one cause
 	// (the runnable parts are CPU contention all the same: their marks rank higher).
 	ev := make([]uint64, 0, min(len(ep), 8)+1)
@@ -224,9 +224,14 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		v.onCPU(before.b, first.a) <= shadowNs && !userWaker:
 		// Flushing what was just written: the on-CPU part of the flush counts too.
 		return whole(before.b, an.fileCause(v.k, before.sys.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, before.sys.e.ID)
-	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs:
+	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs &&
+		!(userWaker && last.e.WakerPID != v.k.PID):
 		// Blocked inside the fault handler (I/O, reclaim, or the mm lock another thread
-		// holds while it maps or unmaps): memory, whoever woke it.
+		// of the process holds while it maps or unmaps): memory. Not when another
+		// recorded process woke it: no fault waits on another process's user thread (the
+		// mm lock is the process's own; I/O completes from interrupts), so the fault was
+		// on the way into a wait for something that process held (a file lock, a futex in
+		// shared memory).
 		return whole(first.a, an.memoryCause(v.k), RuleBlockedInFault, conf*0.7, join, before.pf.ID)
 	case userWaker:
 		holder := ThreadKey{v.k.Node, last.e.WakerPID, last.e.WakerTID}

@@ -96,6 +96,7 @@ type Engine struct {
 	// drawn keeps what was drawn while its events are retained: events of its time that
 	// come after the drawing (a lagging topic, a reader that was idle) draw it again.
 	drawn     map[string]*pendingObject
+	drawnEnd  int64 // the latest end among drawn (not lowered by eviction)
 	watermark int64 // newest event time seen
 	evicted   int64
 }
@@ -265,6 +266,9 @@ func (e *Engine) late(evs []event.Event) {
 	for i := range evs {
 		lo = min(lo, evs[i].TsNs)
 	}
+	if lo > e.drawnEnd {
+		return // in time order, as nearly always: nothing drawn is touched
+	}
 	for key, p := range e.drawn {
 		if p.endNs < lo {
 			continue
@@ -341,6 +345,7 @@ func (e *Engine) draw(ctx context.Context, p *pendingObject) {
 	}
 	p.redraw = false
 	e.drawn[p.obj.NodeID()] = p
+	e.drawnEnd = max(e.drawnEnd, p.endNs)
 	e.st.nodes.Add(uint64(len(g.Nodes)))
 	e.st.edges.Add(uint64(len(g.Edges)))
 }

@@ -56,7 +56,6 @@ func TupleOf(e *event.Event) Tuple {
 }
 
 type procInfo struct {
-	comm    string
 	threads []uint32
 }
 
@@ -91,10 +90,8 @@ func (x *Index) Add(evs []event.Event) {
 				p = &procInfo{}
 				x.procs[k.Proc()] = p
 			}
-			p.threads = append(p.threads, e.TID)
-		}
-		if p := x.procs[k.Proc()]; e.Comm != "" && (p.comm == "" || e.TID == e.PID) {
-			p.comm = e.Comm // the main thread's name names the process
+			i, _ := slices.BinarySearch(p.threads, e.TID)
+			p.threads = slices.Insert(p.threads, i, e.TID) // in tid order, whatever order they came in
 		}
 		if !s.add(e) {
 			continue
@@ -175,7 +172,7 @@ func (x *Index) File(f FileKey, from, to int64) []event.Event {
 	return x.files[f].window(from, to)
 }
 
-// Threads lists the threads of a process that have events.
+// Threads lists the threads of a process that have events, by tid.
 func (x *Index) Threads(p ProcKey) []uint32 {
 	if pi := x.procs[p]; pi != nil {
 		return pi.threads
@@ -183,15 +180,71 @@ func (x *Index) Threads(p ProcKey) []uint32 {
 	return nil
 }
 
-// Known reports whether the process has events (it was recorded).
-func (x *Index) Known(p ProcKey) bool { return x.procs[p] != nil }
+// The analysis asks what it knows of a process within its window only (KnownIn, CommIn):
+// what the index holds beyond it depends on how much history it keeps, and a chain must
+// not (the streaming engine keeps a minute, an on-demand read a few seconds).
 
-// Comm is the process's command name, "" when it was not recorded.
-func (x *Index) Comm(p ProcKey) string {
-	if pi := x.procs[p]; pi != nil {
-		return pi.comm
+// KnownIn reports whether the process has events starting in [from, to]: it was recorded
+// then.
+func (x *Index) KnownIn(p ProcKey, from, to int64) bool {
+	pi := x.procs[p]
+	if pi == nil {
+		return false
 	}
-	return ""
+	for _, tid := range pi.threads {
+		if x.threads[ThreadKey{p.Node, p.PID, tid}].firstIn(from, to) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// CommIn names the process by its events starting in [from, to]: the last name of its
+// main thread, else the name its earliest event there carried; "" when it has none.
+func (x *Index) CommIn(p ProcKey, from, to int64) string {
+	pi := x.procs[p]
+	if pi == nil {
+		return ""
+	}
+	if s := x.threads[ThreadKey{p.Node, p.PID, p.PID}]; s != nil {
+		if e := s.lastIn(from, to); e != nil && e.Comm != "" {
+			return e.Comm
+		}
+	}
+	var first *event.Event
+	for _, tid := range pi.threads {
+		if e := x.threads[ThreadKey{p.Node, p.PID, tid}].firstIn(from, to); e != nil && e.Comm != "" && (first == nil || e.TsNs < first.TsNs) {
+			first = e
+		}
+	}
+	if first == nil {
+		return ""
+	}
+	return first.Comm
+}
+
+// firstIn is the series' first event starting in [from, to], or nil.
+func (s *series) firstIn(from, to int64) *event.Event {
+	if s == nil {
+		return nil
+	}
+	i := sort.Search(len(s.evs), func(i int) bool { return s.evs[i].TsNs >= from })
+	if i < len(s.evs) && s.evs[i].TsNs <= to {
+		return &s.evs[i]
+	}
+	return nil
+}
+
+// lastIn is the series' last event starting in [from, to], or nil.
+func (s *series) lastIn(from, to int64) *event.Event {
+	if s == nil {
+		return nil
+	}
+	i := sort.Search(len(s.evs), func(i int) bool { return s.evs[i].TsNs > to }) - 1
+	if i >= 0 && s.evs[i].TsNs >= from {
+		return &s.evs[i]
+	}
+	return nil
 }
 
 // activeNs: a thread counts as running around a time only if it did something (a

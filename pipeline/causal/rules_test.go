@@ -205,8 +205,10 @@ func TestLockContention(t *testing.T) {
 		waker      uint32
 		rule       string
 		holderPrmt bool // the holder was preempted for part of the wait
+		faulted    bool // the waiting thread took a page fault just before it blocked
 	}{
 		{name: "waker reported", waker: 401, rule: RuleWaker},
+		{name: "a page fault just before the wait", waker: 401, rule: RuleWaker, faulted: true},
 		{name: "waker not reported, holder the one running", waker: 0, rule: RuleInferredWaker},
 		{name: "holder itself waiting for a CPU", waker: 401, rule: RuleWaker, holderPrmt: true},
 	} {
@@ -229,6 +231,11 @@ func TestLockContention(t *testing.T) {
 			var wakerPID uint32
 			if tt.waker != 0 {
 				wakerPID = 400
+			}
+			if tt.faulted {
+				svc.t -= 2 * us
+				svc.fault() // touching a fresh page on the way to the lock call
+				svc.run(2 * us)
 			}
 			svc.blocked(100*ms, 20*us, wakerPID, tt.waker)
 			svc.run(1 * ms)
@@ -430,9 +437,14 @@ func TestRankCausesIsTotal(t *testing.T) {
 // on-demand chain reads a few seconds; both must compute the same chain. A long event
 // well before the subject (a 3 s sleep) makes the index reach further back for that
 // thread; an old preemption it then reaches must not become the guess for who held the
-// CPU during the subject's run-queue wait.
+// CPU during the subject's run-queue wait. A process seen only long before the subject
+// (its events are older than LookBehind) is not "recorded" for the subject: the thread
+// it wakes is not waiting on a lock it held.
 func TestAnalysisDependsOnTheWindowAlone(t *testing.T) {
 	w := newWorld()
+	old := w.thread(400, 400, "reconciler", t0-10_000*ms)
+	old.write(0xfe00, 7, 10, 10*us, nil)
+	oldEvents := len(w.evs)
 	svc := w.thread(100, 101, "settlement-svc", t0)
 	sleep := svc.blocked(3000*ms, 0, 0, 0)
 	svc.run(100 * ms)
@@ -440,13 +452,14 @@ func TestAnalysisDependsOnTheWindowAlone(t *testing.T) {
 	svc.run(1000 * ms)
 	start := svc.t
 	svc.run(1 * ms)
-	svc.blocked(5*ms, 4*ms, 0, 0) // woken, then runnable 4 ms: who held the CPU?
+	svc.blocked(5*ms, 4*ms, 0, 0)   // woken, then runnable 4 ms: who held the CPU?
+	svc.blocked(20*ms, 0, 400, 400) // woken by a process last seen 14 s ago
 	svc.run(1 * ms)
 	sub := settlement(svc, "1", start)
 
 	long := w.index()
 	short := NewIndex()
-	for _, e := range w.evs {
+	for _, e := range w.evs[oldEvents:] {
 		if e.ID != sleep.ID {
 			short.Add([]event.Event{e})
 		}
@@ -456,8 +469,8 @@ func TestAnalysisDependsOnTheWindowAlone(t *testing.T) {
 		t.Errorf("with a 3 s sleep before the subject in the index (-without +with):\n%s", diff)
 	}
 	for _, c := range got.Causes {
-		if c.Process != nil && c.Process.PID == 900 {
-			t.Errorf("a preemption a second before the subject is blamed for its run-queue wait: %+v", c)
+		if c.Process != nil && (c.Process.PID == 900 || c.Process.PID == 400) {
+			t.Errorf("a process seen only before the subject is blamed: %+v", c)
 		}
 	}
 }

@@ -26,7 +26,7 @@ type ChainLog interface {
 const (
 	// Events from this long before a subject starts are read too: all the analysis looks at.
 	onDemandBefore = causal.LookBehind
-	onDemandAfter  = 100 * time.Millisecond
+	onDemandAfter  = causal.LookAhead
 	// A subject longer than this is not computed on demand (it would read too much).
 	onDemandMax = 10 * time.Minute
 	// At most this many events are read for one chain.
