@@ -185,6 +185,16 @@ func (p *Probes) decode() {
 		batch = next[:0]
 	}
 	for c := range p.raw {
+		select {
+		case <-p.closing:
+			// Closed: what is still queued would only be decoded to be dropped, which on
+			// a backlog of the whole queue takes seconds a bounded stop does not have.
+			p.queueDropped.Add(c.events)
+			p.droppedBatch.Add(1)
+			p.putChunk(c.buf)
+			continue
+		default:
+		}
 		for b := c.buf; len(b) > 0; {
 			n := int(binary.LittleEndian.Uint32(b))
 			raw := b[frameHdr : frameHdr+n]

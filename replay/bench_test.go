@@ -129,10 +129,18 @@ func BenchmarkServedRead(b *testing.B) {
 func BenchmarkUnservedSyscall(b *testing.B) {
 	needSandbox(b)
 	loop := buildBench(b, "loop", true)
+	floor := buildBench(b, "floor", false)
 	n := func(b *testing.B) string { return strconv.Itoa(max(b.N, 1000)) }
 	b.Run("baseline_native", func(b *testing.B) {
 		b.ReportAllocs()
 		b.ReportMetric(perCall(b, exec.Command(loop, "getppid", n(b))), "ns/call")
+	})
+	b.Run("floor_c_filter", func(b *testing.B) {
+		// The same loop under the C floor's two-instruction-deep filter, which lets
+		// getppid through: what any seccomp filter costs an allowed call (the kernel's
+		// syscall slow path), whatever the filter says.
+		b.ReportAllocs()
+		b.ReportMetric(perCall(b, exec.Command(floor, "3", loop, "getppid", n(b))), "ns/call")
 	})
 	b.Run("replay", func(b *testing.B) {
 		var s script

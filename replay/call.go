@@ -96,6 +96,7 @@ const (
 	doReturn                 // skipped, returns val
 	doFail                   // skipped, fails with errno
 	doInstall                // an fd is installed and its number returned (notification only)
+	doKernel                 // the kernel runs it and is known to return val (a read of a placeholder)
 	doKill                   // the program is killed (divergence, --on-divergence stop)
 )
 
@@ -199,6 +200,8 @@ func (e *engine) carry(k *call, a *answer) (int64, error) {
 		return int64(fd), err
 	case doKill:
 		return 0, nil
+	case doKernel:
+		return a.val, k.l.Continue(k.c)
 	}
 	return 0, k.l.Continue(k.c)
 }
@@ -218,6 +221,8 @@ func (e *engine) carryStop(k *call, a *answer) int64 {
 		r.Rax = uint64(-int64(a.errno))
 		k.st.SetRegs()
 		return -int64(a.errno)
+	case doKernel:
+		return a.val
 	}
 	return 0
 }

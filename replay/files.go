@@ -1,9 +1,11 @@
 package replay
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -73,7 +75,7 @@ func (e *engine) serveOpen(k *call) *answer {
 		e.cur.opens[path] = i
 		return nil
 	}
-	ph, err := e.filePlaceholder(rc.Res)
+	ph, at, err := e.filePlaceholder(rc.Res)
 	if err != nil {
 		e.log.Warn("placeholder for a served file", "path", path, "err", err)
 		e.cur.opens[path] = i
@@ -82,7 +84,7 @@ func (e *engine) serveOpen(k *call) *answer {
 	a.act, a.install, a.newfd, a.cloexec = doInstall, ph, -1, flags&unix.O_CLOEXEC != 0
 	res := rc.Res
 	a.after = func(fd int64) {
-		e.fds[int(fd)] = &fdEntry{res: res, ph: ph}
+		e.fds[int(fd)] = &fdEntry{res: res, ph: ph, phFD: int(ph.Fd()), at: at}
 		e.servedRes[res] = true
 	}
 	return a
@@ -120,30 +122,70 @@ func pathSuffix(long, short string) bool {
 
 // filePlaceholder is a memfd holding the bytes production read from the file, at the
 // offsets it read them: fstat then sees production's size for a file read whole, and a
-// mapping of it sees production's bytes.
-func (e *engine) filePlaceholder(res *recording.Resource) (*os.File, error) {
+// mapping of it sees production's bytes. at[i] is where res.Input[i]'s bytes sit in it,
+// -1 when they are not all there (not written, or overwritten by another read of the
+// same range that got other bytes): a read of exactly those bytes there can be left to
+// the kernel.
+func (e *engine) filePlaceholder(res *recording.Resource) (*os.File, []int64, error) {
 	fd, err := unix.MemfdCreate("replay:"+filepath.Base(res.Path), unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("memfd_create: %w", err)
+		return nil, nil, fmt.Errorf("memfd_create: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), res.Path)
-	pos := int64(0)
-	for _, c := range res.Input {
+	at := make([]int64, len(res.Input))
+	pos, positioned := int64(0), false
+	for i, c := range res.Input {
+		at[i] = -1
 		if c.Ev.Errno != 0 || len(c.Ev.Payload) == 0 {
 			continue
 		}
 		off := pos
 		if c.Ev.Syscall == "pread64" || c.Ev.Syscall == "preadv" || c.Ev.Syscall == "preadv2" {
-			off = c.Arg(3)
+			off, positioned = c.Arg(3), true
 		} else {
 			pos += int64(len(c.Ev.Payload))
 		}
 		if off >= 0 && off+int64(len(c.Ev.Payload)) <= 1<<30 {
-			f.WriteAt(c.Ev.Payload, off)
+			if _, err := f.WriteAt(c.Ev.Payload, off); err == nil {
+				at[i] = off
+			}
+		}
+	}
+	if positioned {
+		// Positioned reads may cover the same range twice with other bytes: keep only
+		// the placements that survived.
+		var buf []byte
+		for i, c := range res.Input {
+			if at[i] < 0 {
+				continue
+			}
+			buf = slices.Grow(buf[:0], len(c.Ev.Payload))[:len(c.Ev.Payload)]
+			if n, err := f.ReadAt(buf, at[i]); n != len(buf) || err != nil || !bytes.Equal(buf, c.Ev.Payload) {
+				at[i] = -1
+			}
 		}
 	}
 	e.phs = append(e.phs, f)
-	return f, nil
+	return f, at, nil
+}
+
+// inPlace reports whether the program's read k, asking for the n bytes at offset off of
+// record i, would read exactly those bytes from the placeholder if the kernel ran it:
+// the placeholder is the program's open file (it shares the file position), and a plain
+// read starts where the program's position is.
+func (ent *fdEntry) inPlace(k *call, i, off int) bool {
+	if ent.ph == nil || i >= len(ent.at) || ent.at[i] < 0 {
+		return false
+	}
+	want := ent.at[i] + int64(off)
+	switch k.name {
+	case "read":
+		pos, _, e := unix.RawSyscall(unix.SYS_LSEEK, uintptr(ent.phFD), 0, unix.SEEK_CUR)
+		return e == 0 && int64(pos) == want
+	case "pread64":
+		return int64(k.args[3]) == want
+	}
+	return false
 }
 
 // socketPlaceholder is one end of a stream socket pair whose other end is closed, with

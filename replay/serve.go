@@ -20,7 +20,10 @@ type fdEntry struct {
 	// from a file, or one end of a socket pair whose other end is closed (readable and
 	// writable at once, so poll and epoll never wait on it, and it reads as end of file
 	// once the replay stops serving). Nil for inherited stdio.
-	ph        *os.File
+	ph   *os.File
+	phFD int
+	// at, for a file, is where each recorded read's bytes sit in ph (filePlaceholder).
+	at        []int64
 	inherited bool
 	// rcvTimeout is the SO_RCVTIMEO the program set (tweaks applied); 0 or < 0: none.
 	rcvTimeout time.Duration
@@ -171,14 +174,21 @@ func (e *engine) serveInput(k *call) *answer {
 			fmt.Sprintf("%s(%d, %d)", k.name, k.arg(0), count))
 	}
 	n := min(count, len(kept)-p.off, int(rc.Ev.Bytes)-p.off)
-	dest.data = kept[p.off : p.off+n]
-	a.writes = append(a.writes, dest)
-	a.writes = append(a.writes, e.inputAddrs(k)...)
+	a.act, a.val = doReturn, int64(n)
+	if n == count && ent.inPlace(k, p.i, p.off) {
+		// The kernel copies the recorded bytes from the placeholder, in the program's
+		// own context: cheaper than writing them into it from here (process_vm_writev
+		// costs about 2 µs of the 10 µs a served call takes), and the same result.
+		a.act = doKernel
+	} else {
+		dest.data = kept[p.off : p.off+n]
+		a.writes = append(a.writes, dest)
+		a.writes = append(a.writes, e.inputAddrs(k)...)
+	}
 	p.off += n
 	if p.off >= int(rc.Ev.Bytes) {
 		p.i, p.off, p.heldSince = p.i+1, 0, time.Time{}
 	}
-	a.act, a.val = doReturn, int64(n)
 	return a
 }
 

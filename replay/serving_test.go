@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestSmallerReadsTakePieces: a program that reads in smaller pieces than production did
@@ -141,5 +143,39 @@ func TestRelativePathServed(t *testing.T) {
 	got := replayIt(t, s.evs, nil, StopAtDivergence, "cat", path)
 	if got.stdout != "prod!\n" {
 		t.Errorf("cat %s printed %q, want the recorded bytes of in.txt", path, got.stdout)
+	}
+}
+
+// TestReadsLeftToTheKernelGetTheRecord: a read whose recorded bytes sit in the file's
+// placeholder where the program's read would look is left to the kernel; every other
+// read (the position moved by a seek the replay never saw, a range production read
+// twice with other bytes) is written from the recording. Each gets its own record.
+func TestReadsLeftToTheKernelGetTheRecord(t *testing.T) {
+	needSandbox(t)
+	bin := buildC(t, "placed")
+	path := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(path, []byte("local bytes!"), 0o644)
+	var s script
+	s.open(path, 3)
+	s.call(testPID, "read", 3, 4, []byte("AAAA"), 3, 0, 4)
+	s.call(testPID, "read", 3, 4, []byte("BBBB"), 3, 0, 4)
+	// Production seeked back and the file had changed: placed after BBBB, read at 0.
+	s.call(testPID, "read", 3, 4, []byte("CCCC"), 3, 0, 4)
+	// Two positioned reads of the start, with other bytes each time: the placeholder
+	// keeps the last, so only the last may be left to the kernel.
+	s.call(testPID, "pread64", 3, 4, []byte("PPPP"), 3, 0, 4, 0)
+	s.call(testPID, "pread64", 3, 4, []byte("QQQQ"), 3, 0, 4, 0)
+	got := replayIt(t, s.evs, nil, StopAtDivergence, bin, path)
+	if want := "AAAA BBBB CCCC PPPP QQQQ \n"; got.stdout != want || got.sum.Divergence != nil {
+		t.Errorf("printed %q (%+v), want %q", got.stdout, got.sum, want)
+	}
+	var results []int64
+	for _, r := range got.trace {
+		if (r.Syscall == "read" || r.Syscall == "pread64") && r.Kind == Served {
+			results = append(results, r.Result)
+		}
+	}
+	if diff := cmp.Diff([]int64{4, 4, 4, 4, 4}, results); diff != "" {
+		t.Errorf("served reads' results (-want +got):\n%s", diff)
 	}
 }

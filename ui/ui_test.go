@@ -1,8 +1,10 @@
 package ui
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/kprobe/kprobe/pipeline/investigate"
+	"github.com/kprobe/kprobe/pipeline/investigate/investigatetest"
 )
 
 func (s *session) openChain(id string) {
@@ -144,6 +147,53 @@ func TestStartScreenIsLive(t *testing.T) {
 	s.svc.AddSubject(investigate.Subject{Kind: investigate.KindSettlement, ID: "4900", DurationNs: 2e9,
 		Status: "ok", Service: "settlement-svc", PID: 4242})
 	s.waitText("slowest settlements (25)", "› 4900")
+}
+
+// countsGated is the fixture service whose counted lists wait until gate is closed.
+type countsGated struct {
+	*investigatetest.Service
+	gate chan struct{}
+}
+
+func (g countsGated) Subjects(ctx context.Context, q investigate.SubjectQuery) ([]investigate.Subject, error) {
+	if !q.Uncounted {
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Service.Subjects(ctx, q)
+}
+
+// The start screen shows the list in view before its events are counted (counting scans
+// the log), and the counts when they come, before reading the next list.
+func TestStartScreenShowsTheListBeforeItsCounts(t *testing.T) {
+	gate := make(chan struct{})
+	s := open(t, 120, 40, func(o *Options) { o.Service = countsGated{o.Service.(*investigatetest.Service), gate} })
+	top, err := s.svc.Subjects(context.Background(), investigate.SubjectQuery{Limit: 1})
+	if err != nil || len(top) != 1 || top[0].Events <= 0 {
+		t.Fatalf("the fixture's slowest settlement: %+v, %v", top, err)
+	}
+	row := func(screen string) string {
+		for _, l := range strings.Split(screen, "\n") {
+			if strings.HasPrefix(l, "› "+top[0].ID+" ") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	screen := s.waitText("slowest settlements (24)", "› "+top[0].ID, "failed (…)")
+	if r := row(screen); !strings.HasSuffix(r, "…") {
+		t.Errorf("before the counts, the row is %q: want its events shown as …", r)
+	}
+	close(gate)
+	want := strconv.Itoa(top[0].Events)
+	s.waitFor("the counts", func(screen string) bool {
+		f := strings.Fields(row(screen))
+		return len(f) > 0 && f[len(f)-1] == want
+	})
+	s.waitFor("every list read", func(screen string) bool { return !strings.Contains(screen, "(…)") })
 }
 
 func TestEventsFilterAndSort(t *testing.T) {

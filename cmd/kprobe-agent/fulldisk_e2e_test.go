@@ -42,8 +42,9 @@ func heartbeat(path string) int {
 
 // TestStandaloneFullDisk records a busy process into a 20 MiB tmpfs until the event log
 // fills it. The agent says which directory is full, its memory stays bounded, the recorded
-// process goes on unharmed, SIGTERM ends the agent within the drain timeout with its
-// summary and a non-zero exit, and what was written can still be read.
+// process goes on unharmed, SIGTERM ends the agent within the drain timeout (plus the
+// stop's fixed grace, stopGrace) with its summary and a non-zero exit, and what was
+// written can still be read.
 func TestStandaloneFullDisk(t *testing.T) {
 	needRoot(t)
 	tui, _ := e2eTools(t)
@@ -72,7 +73,7 @@ func TestStandaloneFullDisk(t *testing.T) {
 
 	const drain = 10 * time.Second
 	agentCmd := exec.Command(agent(t), append([]string{"standalone", "--data", data, "--pid", strconv.Itoa(work.Process.Pid),
-		"--drain-timeout", drain.String()}, standaloneArgs...)...)
+		"--drain-timeout", drain.String(), "--log-level", "debug"}, standaloneArgs...)...)
 	out := newOutFile(t)
 	agentCmd.Stdout, agentCmd.Stderr = out.f, out.f
 	agentCmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -97,7 +98,14 @@ func TestStandaloneFullDisk(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if lines := e2eLines(out.String(), "is full"); len(lines) != 1 || !strings.Contains(lines[0], full) {
+	// Once at the levels an operator reads (the debug log has each retry).
+	var lines []string
+	for _, l := range e2eLines(out.String(), "is full") {
+		if !strings.Contains(l, "level=DEBUG") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], full) {
 		t.Errorf("want one line naming %s as full, got:\n%s", full, strings.Join(lines, "\n"))
 	}
 	// While the disk stays full the workload runs on and the agent's memory stays bounded.
@@ -111,27 +119,33 @@ func TestStandaloneFullDisk(t *testing.T) {
 	}
 	rss := rssMiB(t, agentCmd.Process.Pid)
 	t.Logf("agent RSS %d MiB when the disk filled, %d MiB %d workload iterations later", rssFull, rss, heartbeat(beat)-beatFull)
-	// Bounded: the held batch, the correlator's lateness window and the bus's byte budget,
-	// not a queue that grows while the disk stays full. The race detector's shadow
-	// memory multiplies the heap of a -race build.
-	maxRSS, maxGrowth := 1536, 256
+	// Bounded: the held batch, the correlator's window, the causal engine's history and
+	// the bus's byte budget (~300 MiB live), under the Go heap's soft limit
+	// (--memory-limit-mib 512), plus the embedded engine and its mapped library (~300
+	// MiB): ~850 MiB measured, 1.1 GB before the limit. The race detector's shadow memory
+	// multiplies the heap of a -race build: ~1.6 GB measured, 2.2-2.4 GB before.
+	maxRSS, maxGrowth := 1024, 256
 	if raceBuild {
-		maxRSS, maxGrowth = 3072, 512
+		maxRSS, maxGrowth = 2560, 512
 	}
 	if rss > maxRSS || rss > rssFull+maxGrowth {
 		t.Errorf("agent RSS %d MiB with the disk full (%d MiB when it filled), want at most %d and no more than %d MiB of growth",
 			rss, rssFull, maxRSS, maxGrowth)
 	}
 
+	// The agent guarantees drain + stopGrace (5 s) for its own work, and the kernel's
+	// teardown of the process follows (~1 s at worst measured); the rest is headroom for
+	// a loaded 2-core machine under -race.
 	stop := time.Now()
 	if err := agentCmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	var err error
+	bound := drain + stopGrace + 10*time.Second
 	select {
 	case err = <-waited:
-	case <-time.After(drain + 30*time.Second):
-		t.Fatalf("agent still running %v after SIGTERM with a %v drain timeout:\n%s", drain+30*time.Second, drain, out.String())
+	case <-time.After(bound):
+		t.Fatalf("agent still running %v after SIGTERM with a %v drain timeout:\n%s", bound, drain, out.String())
 	}
 	took := time.Since(stop)
 	var ee *exec.ExitError
@@ -143,7 +157,8 @@ func TestStandaloneFullDisk(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	t.Logf("agent ended %v after SIGTERM (drain timeout %v): %v", took.Round(time.Millisecond), drain, err)
+	t.Logf("agent ended %v after SIGTERM (drain timeout %v): %v; its steps:\n%s", took.Round(time.Millisecond), drain, err,
+		strings.Join(e2eLines(out.String(), "stop:"), "\n"))
 	if b := heartbeat(beat); !alive(work.Process.Pid) {
 		t.Errorf("the recorded process died (at %d iterations)", b)
 	}

@@ -52,7 +52,10 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	defer eng.Close()
+	// Set once the recorder is open; released last, once everything is closed.
+	var stop *boundedStop
+	defer func() { stop.release() }()
+	defer func() { stop.at("closing the event log"); eng.Close() }()
 	engDone := make(chan error, 1)
 	// The engine outlives the recording: it drains the bus after the recorder stops.
 	go func() { engDone <- eng.Run(context.WithoutCancel(ctx)) }()
@@ -65,25 +68,33 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 		<-engDone
 		return err
 	}
-	defer rec.Close()
+	defer func() { stop.at("detaching the probes"); rec.Close() }()
 	if cfg.duration > 0 {
 		// As record's: from the moment the probes are attached, not from the start of a
 		// store that may take seconds to open.
 		timer := time.AfterFunc(cfg.duration, cancel)
 		defer timer.Stop()
 	}
+	// The stop's clock starts when the stop is asked for, not once the recorder has
+	// drained, so the recorder's backlog (seconds of events when the bus is behind) and
+	// the engine's writes share the one drain timeout. Past it the recorder drops what it
+	// still queues (counted as lost) and the engine gives up what it holds (and says so).
+	stop = startBoundedStop(ctx, log, stderr, ef.DrainTimeout, eng.Drain, func() { rec.Close() })
 	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(mem, 1024, "")
 	log.Info("recording", "node", rec.Node())
+	stop.at("draining the recorder")
 	runErr := rec.Run(ctx, pub)
-	// From here a store that keeps failing (its disk full) is given up DrainTimeout later.
-	eng.Drain()
+	eng.Drain() // the input ends here when it ended on its own (a recorder error)
+	stop.at("writing what the engine holds")
 	// The spans of the recording (a recorded command's exporter sends its last as it
 	// exits) are in the engine before its input closes: no time is guessed for them.
 	eng.HaltOTLP()
 	mem.Close()
 	engErr := <-engDone
+	stop.at("drawing the causal engine's pending chains")
 	causalErr := eng.StopCausal(stderr)
+	stop.at("printing the summary")
 
 	s := rec.Summary()
 	printSummary(stderr, s)

@@ -67,7 +67,7 @@ func runWorkstation(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer svc.Close()
 	// A source that cannot answer is one line here, not an error screen.
-	if _, err := svc.Subjects(ctx, investigate.SubjectQuery{Limit: 1}); err != nil {
+	if _, err := svc.Subjects(ctx, investigate.SubjectQuery{Limit: 1, Uncounted: true}); err != nil {
 		return err
 	}
 	opts := ui.Options{Service: svc, ExportDir: exportDir, Source: src.Flags(), Logger: logger, Refresh: refresh,

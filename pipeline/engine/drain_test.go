@@ -156,3 +156,68 @@ func TestEngineFullStoreLoggedPerState(t *testing.T) {
 		t.Errorf("lines logged [full, refused, failed, recovered] (-want +got):\n%s\n%s", diff, logs.b.String())
 	}
 }
+
+// reservingStore is a store on a nearly full disk: an insert of more than fits rows
+// fails as full (the embedded engine reserves room for a whole insert first); smaller
+// ones are taken.
+type reservingStore struct {
+	mu       sync.Mutex
+	fits     int
+	rows     int
+	largest  int // the largest insert taken
+	attempts int
+}
+
+func (s *reservingStore) Insert(_ context.Context, evs []event.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts++
+	if len(evs) > s.fits {
+		return fmt.Errorf("inserting events: %w", fullErr("NOT_ENOUGH_SPACE"))
+	}
+	s.rows += len(evs)
+	s.largest = max(s.largest, len(evs))
+	return nil
+}
+
+func (s *reservingStore) taken() (rows, largest, attempts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rows, s.largest, s.attempts
+}
+
+// TestEngineFullDiskCutsInsertsDown: the correlator emits more than MaxBatch at once and
+// the disk takes only small inserts: the engine writes in inserts of at most MaxBatch,
+// halves them while the disk is full and writes everything that fits, logging the full
+// disk once and its recovery once (when the last, whole, insert is taken).
+func TestEngineFullDiskCutsInsertsDown(t *testing.T) {
+	const n, maxBatch, fits = 10_000, 4096, 1500
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = ev(uint64(i+1), 7, int64(100+i))
+	}
+	logs := &syncBuffer{}
+	store := &reservingStore{fits: fits}
+	src := bus.NewMemory(64)
+	e, done := runEngine(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), Source: src, Store: store,
+		FlushEvery: 5 * time.Millisecond, Idle: 10 * time.Millisecond, MaxBatch: maxBatch})
+	src.Publish(batch(t, evs...))
+	src.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rows, largest, attempts := store.taken()
+	if rows != n || e.Stats().Written != n {
+		t.Errorf("store took %d rows, engine counts %d written, want %d", rows, e.Stats().Written, n)
+	}
+	if largest > fits || largest < minPiece {
+		t.Errorf("largest insert taken %d rows, want between %d and %d", largest, minPiece, fits)
+	}
+	if attempts < 3 {
+		t.Errorf("%d insert attempts: the full inserts were never tried", attempts)
+	}
+	got := []int{logs.count("is full"), logs.count("writable again")}
+	if diff := cmp.Diff([]int{1, 1}, got); diff != "" {
+		t.Errorf("lines logged [full, recovered] (-want +got):\n%s\n%s", diff, logs.b.String())
+	}
+}

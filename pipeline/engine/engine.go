@@ -93,6 +93,7 @@ type Engine struct {
 	// only once no event can join it any more.
 	lateness int64
 	out      []event.Event
+	piece    int // rows per insert: MaxBatch, fewer while the disk is full (write.go)
 	spanOut  []span.Span
 	stats    stats
 	// corrStats is the correlator's counters as Run last published them: the correlator
@@ -103,6 +104,7 @@ type Engine struct {
 	draining  chan struct{} // closed by Drain
 	drainOnce sync.Once
 	storeFull atomic.Bool // the last store write failed with ErrStoreFull
+	store     storeState  // as the writes found it; Run's goroutine only (write.go)
 }
 
 type stats struct {
@@ -137,6 +139,7 @@ func New(opts Options) (*Engine, error) {
 		seen:  map[partKey]int64{},
 
 		draining: make(chan struct{}),
+		piece:    opts.MaxBatch,
 	}
 	e.lateness = int64(e.corr.Lateness())
 	e.spanConv = otlp.Converter{Business: e.Business()}

@@ -294,6 +294,17 @@ func testIdempotent(t *testing.T, open openFunc) {
 	if got := mustCount(t, s, Query{}); got != 11 {
 		t.Errorf("Count = %d, want 11", got)
 	}
+	// The totals by value read without FINAL: each event is counted once all the same
+	// (event 1 of settlement 4821 was inserted three times, event 3 of 4822 twice).
+	totals, err := s.EventTotalsByValue(context.Background(), "settlement.id", []string{"4821", "4822"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(totals, func(a, b ValueTotal) int { return strings.Compare(a.Value, b.Value) })
+	wantTotals := []ValueTotal{{Value: "4821", Events: 3, FirstNs: t0}, {Value: "4822", Events: 1, FirstNs: t0 + 20}}
+	if diff := cmp.Diff(wantTotals, totals); diff != "" {
+		t.Errorf("EventTotalsByValue after re-inserts (-want +got):\n%s", diff)
+	}
 	slow := mustEvents(t, s, Query{Order: OrderSlowest, Limit: 2})
 	if diff := cmp.Diff([]uint64{10, 11}, ids(slow)); diff != "" {
 		t.Errorf("Slowest after re-inserts (-want +got):\n%s", diff)

@@ -30,6 +30,10 @@ type stmt struct {
 	params []param
 }
 
+// replacingKey is the kernel event table's sorting key: the rows ReplacingMergeTree
+// collapses into one share it.
+const replacingKey = "node, pid, ts_ns, id"
+
 func (b builder) createDatabase() string {
 	return "CREATE DATABASE IF NOT EXISTS " + b.db
 }
@@ -52,7 +56,7 @@ func (b builder) createTable(retentionDays int) string {
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY ` + partitionExpr + `
-ORDER BY (node, pid, ts_ns, id)
+ORDER BY (` + replacingKey + `)
 `)
 	if retentionDays > 0 {
 		s.WriteString(ttlClause(retentionDays) + "\n")
@@ -258,7 +262,12 @@ func (b builder) totals(q Query) stmt {
 }
 
 // valueTotals counts the events of every value in values of the attribute key, in one
-// scan (a start screen lists tens of subjects: one query each was a scan each).
+// scan (a start screen lists tens of subjects: one query each was a scan each). It reads
+// without FINAL: FINAL merges every row of the overlapping parts by the sorting key before
+// filtering (4.9 s on a 10 M-event log of seven parts, 50 ms without), while the rows that
+// match are few. Counting the distinct sorting keys among them (replacingKey) is as exact:
+// a re-inserted event is a copy of the same event, so its copies all match or none does.
+// min(ts_ns) and the earliest comm do not change with copies.
 func (b builder) valueTotals(key string, values []string) stmt {
 	params := []param{{"attr_key", key}}
 	in := make([]string, len(values))
@@ -268,7 +277,7 @@ func (b builder) valueTotals(key string, values []string) stmt {
 		params = append(params, param{name, v})
 	}
 	return stmt{
-		sql: "SELECT " + valueTotals.selectList() + " FROM " + b.table + " FINAL WHERE attrs[{attr_key:String}] IN (" +
+		sql: "SELECT " + valueTotals.selectList() + " FROM " + b.table + " WHERE attrs[{attr_key:String}] IN (" +
 			strings.Join(in, ", ") + ") GROUP BY v_value",
 		params: params,
 	}

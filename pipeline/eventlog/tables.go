@@ -180,7 +180,7 @@ type vt = ValueTotal
 // valueTotals is the result of EventTotalsByValue.
 var valueTotals = newTable("",
 	computed(str("", "String", func(t *vt) *string { return &t.Value }), "v_value", "attrs[{attr_key:String}]"),
-	computed(at("", "", func(t *vt) *uint64 { return &t.Events }), "v_events", "count()"),
+	computed(at("", "", func(t *vt) *uint64 { return &t.Events }), "v_events", "uniqExact("+replacingKey+")"),
 	computed(at("", "", func(t *vt) *int64 { return &t.FirstNs }), "v_first_ns", "min(ts_ns)"),
 	computed(str("", "LowCardinality(String)", func(t *vt) *string { return &t.Comm }), "v_comm", "argMin(comm, (ts_ns, id))"),
 )

@@ -97,6 +97,14 @@ func (l *Local) Subjects(ctx context.Context, q SubjectQuery) ([]Subject, error)
 	if err != nil {
 		return nil, err
 	}
+	if q.Uncounted {
+		out := make([]Subject, len(groups))
+		for i, g := range groups {
+			out[i] = subjectOf(q.Kind, g)
+			out[i].Events = EventsUncounted
+		}
+		return out, nil
+	}
 	return l.subjects(ctx, q.Kind, attr, groups)
 }
 

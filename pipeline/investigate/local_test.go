@@ -154,6 +154,19 @@ func TestLocalSubjects(t *testing.T) {
 		})
 	}
 
+	// Uncounted: the same list, its events not counted (0 and not counted differ).
+	uncounted := []investigate.Subject{s4821, s4820, s4822}
+	for i := range uncounted {
+		uncounted[i].Events, uncounted[i].Comm = investigate.EventsUncounted, ""
+	}
+	list, err := svc.Subjects(ctx, investigate.SubjectQuery{Uncounted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(uncounted, list); diff != "" {
+		t.Errorf("Subjects, uncounted (-want +got):\n%s", diff)
+	}
+
 	got, err := svc.Subject(ctx, investigate.Ref{Kind: "settlement", ID: "4821"})
 	if err != nil || got != s4821 {
 		t.Errorf("Subject(4821) = %+v, %v", got, err)

@@ -57,9 +57,13 @@ type Subject struct {
 	PID        uint32 `json:"pid"`
 	Comm       string `json:"comm"`
 	Spans      int    `json:"spans"`
-	// Events is how many kernel events were joined to the subject's spans.
+	// Events is how many kernel events were joined to the subject's spans;
+	// EventsUncounted when the query asked for none (SubjectQuery.Uncounted).
 	Events int `json:"events"`
 }
+
+// EventsUncounted is Subject.Events when its events were not counted.
+const EventsUncounted = -1
 
 // SubjectQuery selects business objects by start time (From inclusive, To exclusive;
 // 0 leaves a side open), slowest first.
@@ -68,6 +72,10 @@ type SubjectQuery struct {
 	From, To   int64
 	Limit      int  // default 20
 	FailedOnly bool // only those whose spans ended in error
+	// Uncounted leaves the subjects' events uncounted (Events is EventsUncounted, Comm
+	// empty): counting them scans the log, so a screen shows the list first and counts
+	// after. A service may count them all the same.
+	Uncounted bool
 }
 
 // Step is one hop of a cause's path, from the subject down to the root cause.

@@ -64,13 +64,19 @@ func runShim() error {
 	prog := unix.SockFprog{Len: uint16(len(cfg.Filter)), Filter: &cfg.Filter[0]}
 	// From here to the stop, only raw syscalls that the filter lets through: the tracer
 	// does not hold the listener yet, so a notified syscall would wait forever.
-	listener, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&prog)))
+	//
+	// SPEC_ALLOW: the filter is how the replay sees calls, not a sandbox against the
+	// program, so the program keeps the speculation mitigations it has natively. Without
+	// it, a kernel that mitigates Speculative Store Bypass "for seccomp" turns SSBD on
+	// for the whole program, which slows every instruction it runs, served or not.
+	flags := uintptr(unix.SECCOMP_FILTER_FLAG_NEW_LISTENER | unix.SECCOMP_FILTER_FLAG_SPEC_ALLOW)
+	listener, _, errno := unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
 	if errno == unix.EACCES {
 		// Without CAP_SYS_ADMIN, a filter needs no_new_privs.
 		if _, _, e := unix.RawSyscall6(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0); e != 0 {
 			return fmt.Errorf("sandbox: setting no_new_privs: %w", e)
 		}
-		listener, _, errno = unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&prog)))
+		listener, _, errno = unix.RawSyscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, flags, uintptr(unsafe.Pointer(&prog)))
 	}
 	if errno != 0 {
 		return fmt.Errorf("sandbox: installing the seccomp filter: %w (needs Linux 5.0+ with CONFIG_SECCOMP_FILTER)", errno)

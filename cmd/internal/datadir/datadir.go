@@ -27,6 +27,10 @@ type Options struct {
 	// Wait is how long a call waits for a process that holds Dir without serving the API
 	// (another reader's query, a recorder starting) to let go; default 30s.
 	Wait time.Duration
+	// Linger is how long the stores this process opened stay open after the last call
+	// that used them, for the next call of a burst; default 1s, negative: closed after
+	// every call. A recorder starting meanwhile waits that much longer for them.
+	Linger time.Duration
 }
 
 // Reader is investigate.Service over a data directory, through whichever way is open.
@@ -37,6 +41,8 @@ type Reader struct {
 	mu     sync.Mutex
 	api    *client.Client
 	lastOK time.Time // the API last answered; a ping within a second of it is skipped
+
+	held held // the stores opened in this process (held.go)
 }
 
 var _ investigate.Service = (*Reader)(nil)
@@ -51,6 +57,9 @@ func New(opts Options) (*Reader, error) {
 	}
 	if opts.Wait <= 0 {
 		opts.Wait = 30 * time.Second
+	}
+	if opts.Linger == 0 {
+		opts.Linger = time.Second
 	}
 	return &Reader{opts: opts, log: opts.Logger.With("component", "datadir", "dir", opts.Dir)}, nil
 }
@@ -96,7 +105,7 @@ func (r *Reader) dropLocked() {
 }
 
 // do runs f against the recorder's API when it serves one, else against the stores
-// opened for this call alone. When a process holds the directory without an API (a
+// opened in this process (held for a burst of calls: held.go). When a process holds the directory without an API (a
 // recorder starting, another reader mid-query) it waits for one or the other.
 func (r *Reader) do(ctx context.Context, f func(investigate.Service) error) error {
 	deadline := time.Now().Add(r.opts.Wait)
@@ -116,20 +125,13 @@ func (r *Reader) do(ctx context.Context, f func(investigate.Service) error) erro
 			// The recorder went away mid-call: read the store itself.
 			continue
 		}
-		inUse, err := eventlog.EmbeddedInUse(dir)
+		svc, ok, err := r.stores(ctx, dir)
 		if err != nil {
 			return err
 		}
-		if !inUse {
-			svc, err := r.opts.Open(ctx)
-			if err == nil {
-				defer svc.Close()
-				return f(svc)
-			}
-			if held, _ := eventlog.EmbeddedInUse(dir); !held {
-				return err
-			}
-			// Someone took the directory between the look and the open: look again.
+		if ok {
+			defer r.release()
+			return f(svc)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s is held by another process that serves no API socket (%s): "+
@@ -178,8 +180,9 @@ func (r *Reader) Live(ctx context.Context, f client.LiveFilter) (*client.LiveStr
 	return c.Live(ctx, f)
 }
 
-// Close releases the API client, if any.
+// Close releases the API client and the held stores, if any.
 func (r *Reader) Close() error {
+	r.closeHeld()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.dropLocked()

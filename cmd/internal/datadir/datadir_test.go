@@ -48,11 +48,12 @@ func shortDir(t *testing.T) string {
 
 var incident = investigate.Ref{Kind: investigate.KindSettlement, ID: investigatetest.Incident}
 
-// TestDirectReadsHoldTheStoreForOneCall: with no recorder, every call opens the stores and
-// closes them before it returns.
-func TestDirectReadsHoldTheStoreForOneCall(t *testing.T) {
+// TestDirectReadsHoldTheStoreForABurst: with no recorder, a burst of calls opens the stores
+// once; they are closed Linger after the last call, and the next call opens them again.
+// With a negative Linger every call opens and closes them.
+func TestDirectReadsHoldTheStoreForABurst(t *testing.T) {
 	var opens, closes atomic.Int32
-	r, err := New(Options{Dir: shortDir(t), Open: opener(&opens, &closes)})
+	r, err := New(Options{Dir: shortDir(t), Open: opener(&opens, &closes), Linger: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,15 +62,86 @@ func TestDirectReadsHoldTheStoreForOneCall(t *testing.T) {
 		if _, err := r.Chain(ctx, incident); err != nil {
 			t.Fatal(err)
 		}
-		if o, c := opens.Load(), closes.Load(); o != c {
-			t.Fatalf("after a call: %d opens, %d closes: the store is still held", o, c)
-		}
 	}
-	if opens.Load() != 3 {
-		t.Errorf("%d opens for 3 calls", opens.Load())
+	if o := opens.Load(); o != 1 {
+		t.Errorf("%d opens for a burst of 3 calls, want 1", o)
+	}
+	waitClosed(t, &opens, &closes)
+	if _, err := r.Chain(ctx, incident); err != nil {
+		t.Fatal(err)
+	}
+	if o := opens.Load(); o != 2 {
+		t.Errorf("%d opens after the stores were let go and read again, want 2", o)
+	}
+	// Close lets them go at once, whatever the linger.
+	r.opts.Linger = time.Hour
+	if _, err := r.Chain(ctx, incident); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if o, c := opens.Load(), closes.Load(); o != c {
+		t.Errorf("after Close: %d opens, %d closes", o, c)
 	}
 	if _, err := r.Live(ctx, client.LiveFilter{}); err == nil || !strings.Contains(err.Error(), "nothing is recording") {
 		t.Errorf("live without a recorder: %v", err)
+	}
+
+	opens.Store(0)
+	closes.Store(0)
+	once, err := New(Options{Dir: shortDir(t), Open: opener(&opens, &closes), Linger: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := once.Chain(ctx, incident); err != nil {
+			t.Fatal(err)
+		}
+		if o, c := opens.Load(), closes.Load(); o != c {
+			t.Fatalf("Linger < 0, after a call: %d opens, %d closes: the store is still held", o, c)
+		}
+	}
+	if opens.Load() != 3 {
+		t.Errorf("Linger < 0: %d opens for 3 calls", opens.Load())
+	}
+}
+
+// TestAdoptedStoresServeTheFirstCall: stores the caller opened (to tell at once whether
+// the directory opens) serve the first call instead of a second open, and are let go like
+// any others.
+func TestAdoptedStoresServeTheFirstCall(t *testing.T) {
+	var opens, closes atomic.Int32
+	open := opener(&opens, &closes)
+	r, err := New(Options{Dir: shortDir(t), Open: open, Linger: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	svc, err := open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Adopt(svc)
+	if _, err := r.Subjects(ctx, investigate.SubjectQuery{}); err != nil {
+		t.Fatal(err)
+	}
+	if o := opens.Load(); o != 1 {
+		t.Errorf("%d opens, want 1 (the adopted stores)", o)
+	}
+	waitClosed(t, &opens, &closes)
+}
+
+// waitClosed waits until the stores opened were all closed (the linger ran out).
+func waitClosed(t *testing.T, opens, closes *atomic.Int32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for closes.Load() != opens.Load() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stores were never let go: %d opens, %d closes", opens.Load(), closes.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -118,7 +118,8 @@ func (s *Source) openData(ctx context.Context) (investigate.Service, error) {
 			r.Close()
 			return nil, err
 		}
-		svc.Close()
+		// Kept for the first questions, which usually follow at once.
+		r.Adopt(svc)
 	}
 	return r, nil
 }

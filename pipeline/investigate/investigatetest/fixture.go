@@ -204,7 +204,14 @@ func (s *Service) Subjects(ctx context.Context, q investigate.SubjectQuery) ([]i
 		out = append(out, sub)
 	}
 	slices.SortStableFunc(out, func(a, b investigate.Subject) int { return int(b.DurationNs - a.DurationNs) })
-	return out[:min(limit, len(out))], nil
+	out = out[:min(limit, len(out))]
+	if q.Uncounted {
+		out = slices.Clone(out)
+		for i := range out {
+			out[i].Events, out[i].Comm = investigate.EventsUncounted, ""
+		}
+	}
+	return out, nil
 }
 
 // Chain implements investigate.Service: the incident has a chain, every other known

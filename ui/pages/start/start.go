@@ -34,7 +34,9 @@ var lists = []list{
 }
 
 // loadedMsg carries one read of one list. The lists are read one after another, the one
-// in view first, so the first screen waits for one query, not all of them.
+// in view first, so the first screen waits for one query, not all of them. A list's first
+// read leaves its events uncounted (counting scans the log): it is shown at once, and read
+// again with its counts before the next list.
 type loadedMsg struct {
 	page int
 	list int
@@ -78,11 +80,14 @@ func (p *Page) load() tea.Cmd {
 	return p.loadList(0)
 }
 
-// loadList reads list i; its message asks for the next one.
+// loadList reads list i, without its counts the first time; its message asks for the
+// counts, or for the next list.
 func (p *Page) loadList(i int) tea.Cmd {
 	svc, ctx, id := p.c.Service, p.c.Ctx, p.id
+	q := lists[i].query
+	q.Uncounted = !p.have[i]
 	return func() tea.Msg {
-		subs, err := svc.Subjects(ctx, lists[i].query)
+		subs, err := svc.Subjects(ctx, q)
 		if err != nil {
 			err = fmt.Errorf("reading %s: %w", lists[i].title, err)
 		}
@@ -132,6 +137,9 @@ func (p *Page) Update(msg tea.Msg) (common.Page, tea.Cmd) {
 			p.data[msg.list], p.have[msg.list] = msg.subs, true
 			if msg.list == p.tab {
 				p.win.SetLen(len(p.data[p.tab]))
+			}
+			if uncounted(msg.subs) {
+				return p, p.loadList(msg.list)
 			}
 			if msg.list+1 < len(lists) {
 				return p, p.loadList(msg.list + 1)
@@ -261,6 +269,16 @@ func (p *Page) View() string {
 	return strings.Join(lines[:min(len(lines), max(p.height, 1))], "\n")
 }
 
+// uncounted tells whether some subject's events are still to be counted.
+func uncounted(subs []investigate.Subject) bool {
+	for _, s := range subs {
+		if s.Events == investigate.EventsUncounted {
+			return true
+		}
+	}
+	return false
+}
+
 func emptyHint(l list) string {
 	if l.query.FailedOnly {
 		return "none failed"
@@ -279,9 +297,13 @@ func subjectRow(s investigate.Subject, sel bool) string {
 	if status == "" {
 		status = "-"
 	}
+	events := strconv.Itoa(s.Events)
+	if s.Events == investigate.EventsUncounted {
+		events = "…" // counted next
+	}
 	return fmt.Sprintf("%s%-12s %8s %-6s %-15s %-14s %-7s %6s", mark, clipTo(s.ID, 12),
 		investigate.HumanDuration(s.DurationNs), status, investigate.Clock(s.StartNs),
-		clipTo(s.Service, 14), strconv.FormatUint(uint64(s.PID), 10), strconv.Itoa(s.Events))
+		clipTo(s.Service, 14), strconv.FormatUint(uint64(s.PID), 10), events)
 }
 
 func clipTo(s string, n int) string { return ansi.Truncate(s, n, "…") }
