@@ -8,7 +8,10 @@
 # dataset shipped in testdata/demo/ (recorded earlier by the real agent; see its README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-data=${KPROBE_DEMO_DATA:-${TMPDIR:-/tmp}/kprobe-demo}
+data=${KPROBE_DEMO_DATA:-${TMPDIR:-/tmp}/kprobe-demo-$(id -un)}
+# The demo is the one-machine default: an embedded graph under --data, whatever cluster
+# the environment names (make exports the test Neo4j's address for make test).
+unset KPROBE_NEO4J_URI KPROBE_NEO4J_USER KPROBE_NEO4J_PASSWORD_FILE KPROBE_NEO4J_CA_FILE KPROBE_CLICKHOUSE_ADDR
 incident=${KPROBE_DEMO_INCIDENT:-slow-storage}
 port=${KPROBE_DEMO_OTLP_PORT:-14317}
 reports=${KPROBE_DEMO_REPORTS:-$PWD}
@@ -21,6 +24,11 @@ elif [ ! -r /sys/kernel/btf/vmlinux ]; then
   why="no kernel BTF (/sys/kernel/btf/vmlinux)"
 fi
 
+# A previous demo's store is replaced; anything else at that path is left alone.
+if [ -e "$data" ] && [ -n "$(ls -A "$data" 2>/dev/null)" ] && [ ! -e "$data/events" ]; then
+  echo "demo: $data exists and holds no kprobe store: set KPROBE_DEMO_DATA to a directory of its own" >&2
+  exit 1
+fi
 rm -rf "$data"
 mkdir -p "$data"
 # The service's command line; the replay form proposes it with --otlp= (a replay must

@@ -221,13 +221,14 @@ func TestRecordPIDDuration(t *testing.T) {
 	}
 	evs := readJSONL(t, out)
 	var writes, switches int
+	children := map[float64]bool{}
 	for _, e := range evs {
 		if e["pid"] != float64(sleeper.Process.Pid) {
-			// --pid follows the processes it starts: the shell's sleeps (named sh until
-			// they exec).
-			if c := e["comm"]; c != "sleep" && c != "sh" {
-				t.Fatalf("event of a process the shell did not start: %v", e)
+			// The shell's children (a fork that execs sleep) are recorded with it; nothing else.
+			if e["comm"] != "sh" && e["comm"] != "sleep" {
+				t.Fatalf("event of another process: %v", e)
 			}
+			children[e["pid"].(float64)] = true
 			continue
 		}
 		switch e["type"] {
@@ -240,6 +241,23 @@ func TestRecordPIDDuration(t *testing.T) {
 	// The shell writes (echo) ~20 times a second and blocks in wait() for each sleep.
 	if writes < 5 || switches < 5 {
 		t.Errorf("%d writes and %d sched_switch events of the shell in 1.5 s, want several of each", writes, switches)
+	}
+	// ~30 sleeps started in 1.5 s, each blocking 50 ms: --pid follows what the shell starts.
+	if len(children) < 5 {
+		t.Errorf("events of %d of the shell's sleep children in 1.5 s, want several", len(children))
+	}
+}
+
+// TestRecordSaysNothingMatched: a selection that matches nothing (a misspelt --comm) is
+// said to have matched nothing, rather than looking like a quiet service.
+func TestRecordSaysNothingMatched(t *testing.T) {
+	needRoot(t)
+	out, err := exec.Command(agent(t), "record", "--comm", "kp-no-such-cmd", "--duration", "300ms", "--output", filepath.Join(t.TempDir(), "e.jsonl")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("record: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "recorded 0 events") || !strings.Contains(string(out), "nothing matched --comm kp-no-such-cmd while recording") {
+		t.Errorf("record --comm of no process said:\n%s", out)
 	}
 }
 

@@ -228,7 +228,7 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sink := recorder.NewJSONL(out)
 	runErr := rec.Run(ctx, sink)
 	flushErr := sink.Flush()
-	printSummary(stderr, rec.Summary())
+	printSummary(stderr, rec.Summary(), cfg)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) && !errors.Is(runErr, context.DeadlineExceeded) {
 		return runErr
 	}
@@ -256,7 +256,7 @@ func openRecorder(ctx context.Context, cfg recordConfig, log *slog.Logger, out, 
 	})
 }
 
-func printSummary(w io.Writer, s recorder.Summary) {
+func printSummary(w io.Writer, s recorder.Summary, cfg recordConfig) {
 	var total uint64
 	var parts []string
 	for _, t := range event.Types() {
@@ -264,6 +264,22 @@ func printSummary(w io.Writer, s recorder.Summary) {
 		parts = append(parts, fmt.Sprintf("%s=%d", t, s.Events[t]))
 	}
 	fmt.Fprintf(w, "recorded %d events: %s\n", total, strings.Join(parts, " "))
+	if total == 0 && s.KernelLost == 0 && len(cfg.command) == 0 {
+		// A misspelt name or a pid that had exited looks like a quiet service: say so.
+		var sel []string
+		for _, c := range cfg.comms {
+			sel = append(sel, "--comm "+c)
+		}
+		for _, p := range cfg.pids {
+			sel = append(sel, fmt.Sprintf("--pid %d", p))
+		}
+		for _, c := range cfg.cgroups {
+			sel = append(sel, "--cgroup "+c)
+		}
+		if len(sel) > 0 {
+			fmt.Fprintf(w, "nothing matched %s while recording: check the name (ps -eo pid,comm), the pid, or the cgroup path\n", strings.Join(sel, ", "))
+		}
+	}
 	fmt.Fprintf(w, "lost: kernel=%d (ring buffer full) userspace=%d (queue full) sink_errors=%d\n",
 		s.KernelLost, s.QueueDropped, s.SinkErrors)
 	if s.Restarted > 0 {
@@ -295,7 +311,7 @@ func recordToKafka(ctx context.Context, cfg recordConfig, log *slog.Logger, rec 
 	childErr := rec.RunCommand(cancel)
 	pub := recorder.NewPublish(prod, 1024, cfg.topicPrefix)
 	runErr := rec.Run(ctx, pub)
-	printSummary(stderr, rec.Summary())
+	printSummary(stderr, rec.Summary(), cfg)
 	sent, dropped := pub.Stats()
 	fmt.Fprintf(stderr, "published: events=%d dropped=%d\n", sent, dropped)
 	stopErr := stop(stderr)

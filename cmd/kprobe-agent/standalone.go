@@ -97,7 +97,7 @@ func runStandalone(ctx context.Context, args []string, stdout, stderr io.Writer)
 	stop.at("printing the summary")
 
 	s := rec.Summary()
-	printSummary(stderr, s)
+	printSummary(stderr, s, cfg)
 	sent, dropped := pub.Stats()
 	es := eng.Stats()
 	fmt.Fprintf(stderr, "bus: published=%d dropped=%d\n", sent, dropped+mem.Stats().Dropped)

@@ -9,10 +9,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/kprobe/kprobe/api/client"
 	"github.com/kprobe/kprobe/cmd/internal/apiflag"
@@ -178,6 +180,12 @@ func openReplayLog(ctx context.Context, src wire.Source) (replay.Log, func(), er
 		sock := client.SocketPath(src.Data)
 		if _, err := os.Stat(sock); err != nil {
 			return childLog{data: src.Data}, func() {}, nil
+		}
+		if conn, err := net.Dial("unix", sock); errors.Is(err, syscall.ECONNREFUSED) {
+			// The socket of a recorder that died (SIGKILL, OOM): nothing holds the store.
+			return childLog{data: src.Data}, func() {}, nil
+		} else if err == nil {
+			conn.Close()
 		}
 		// Only the recorder's API: never the stores in this process, as datadir would.
 		c, err := apiflag.DialOptions(ctx, client.Options{Addr: "unix:" + sock})

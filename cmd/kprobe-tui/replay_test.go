@@ -138,6 +138,26 @@ func TestReplayCommand(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 	})
+
+	// A recorder killed with SIGKILL leaves its API socket behind: nothing answers
+	// there, and the replay reads the store itself.
+	t.Run("after the recorder died", func(t *testing.T) {
+		sock := filepath.Join(data, "api.sock")
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetUnlinkOnClose(false)
+		l.Close()
+		defer os.Remove(sock)
+		if _, err := os.Stat(sock); err != nil {
+			t.Fatalf("no stale socket to test with: %v", err)
+		}
+		stdout, stderr, code := run(t, append([]string{"--"}, prog...)...)
+		if stdout != "settled amount=120 result=150.00\n" || code != 0 {
+			t.Errorf("replay beside a stale socket: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+		}
+	})
 }
 
 // recordedPID finds the process of that comm among the flight recorder's events.

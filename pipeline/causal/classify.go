@@ -224,6 +224,12 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		v.onCPU(before.b, first.a) <= shadowNs && !userWaker:
 		// Flushing what was just written: the on-CPU part of the flush counts too.
 		return whole(before.b, an.fileCause(v.k, before.sys.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, before.sys.e.ID)
+	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs && !userWaker &&
+		flushAfter(v, first.a):
+		// A file write just before, then a fault on the way into the block: the flush of
+		// that write (fsync, not traced) is the likelier wait; a major fault is file I/O too.
+		io, _ := v.lastFileIOBefore(first.a)
+		return whole(io.b, an.fileCause(v.k, io.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, io.e.ID, before.pf.ID)
 	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs &&
 		!(userWaker && last.e.WakerPID != v.k.PID):
 		// Blocked inside the fault handler (I/O, reclaim, or the mm lock another thread
@@ -246,6 +252,13 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		out = append(out, an.unexplainedBlocked(o, conf, join))
 	}
 	return out
+}
+
+// flushAfter reports whether a file read or write ended within shadowNs of on-CPU time
+// before t.
+func flushAfter(v *threadView, t int64) bool {
+	io, ok := v.lastFileIOBefore(t)
+	return ok && v.onCPU(io.b, t) <= shadowNs
 }
 
 // holderMarks follows the waker chain: the thread that woke ours held what it waited for,

@@ -97,6 +97,27 @@ func TestStorage(t *testing.T) {
 	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "file dev 254:0 inode 42", ns: 5100*us + 40050*us})
 }
 
+// TestStorageFlushAfterAFault: a write, a page fault on the way to fsync (not traced),
+// then the block: the flush of the write, not the fault.
+func TestStorageFlushAfterAFault(t *testing.T) {
+	w := newWorld()
+	svc := w.thread(100, 101, "svc", t0)
+	svc.run(1 * ms)
+	for range 4 {
+		svc.write(0xfe00, 42, 64<<10, 30*us, nil)
+		svc.run(20 * us)
+		svc.fault()
+		svc.run(2 * us)
+		svc.blocked(8*ms, 0, 0, 0) // fsync, woken by a kernel worker not recorded
+		svc.run(100 * us)
+	}
+	r := Analyze(w.index(), settlement(svc, "1", t0))
+	checkTop(t, r, want{kind: KindStorage, pid: 100, resource: "file dev 254:0 inode 42", ns: -1})
+	if c := r.Causes[0]; c.Rule != RuleAfterFileWrite || c.ExplainedNs < 32*ms {
+		t.Errorf("top cause %s explains %d, want the four 8 ms flushes by %s", c.Rule, c.ExplainedNs, RuleAfterFileWrite)
+	}
+}
+
 func TestSlowPeerTwoHops(t *testing.T) {
 	w := newWorld()
 	u1 := tuple("127.0.0.1:40000", "127.0.0.1:7000") // service -> gateway

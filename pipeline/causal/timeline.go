@@ -169,6 +169,19 @@ func (v *threadView) lastBefore(t int64) (activity, bool) {
 	return best, found
 }
 
+// lastFileIOBefore is the last traced read or write of a file that ended by t.
+func (v *threadView) lastFileIOBefore(t int64) (*syscallIv, bool) {
+	i, _ := slices.BinarySearchFunc(v.syscalls, t, func(s syscallIv, t int64) int { return cmp.Compare(s.a, t) })
+	var best *syscallIv
+	for j := i - 1; j >= 0 && j >= i-3; j-- {
+		s := &v.syscalls[j]
+		if s.b <= t && s.socket == nil && s.e.Ino != 0 && (best == nil || s.b > best.b) {
+			best = s
+		}
+	}
+	return best, best != nil
+}
+
 func lastEvent(evs []*event.Event, t int64) *event.Event {
 	i, _ := slices.BinarySearchFunc(evs, t+1, func(e *event.Event, t int64) int { return cmp.Compare(e.TsNs, t) })
 	for j := i - 1; j >= 0 && j >= i-4; j-- {

@@ -47,6 +47,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: loop read PATH N | loop getppid N\n");
 		return 2;
 	}
-	printf("%.1f\n", (double)(t1 - t0) / n);
+	printf("%.1f\n", n > 0 ? (double)(t1 - t0) / n : 0.0);
 	return 0;
 }
