@@ -136,8 +136,8 @@ func TestRecordedCommandDiesWithAgent(t *testing.T) {
 }
 
 // TestRequestedStopSucceeds: a stop that was asked for (--duration, SIGTERM, SIGINT) ends
-// the recorded command and exits 0 with the summary; a command that fails by itself still
-// makes the agent fail (so the exit status means something).
+// the recorded command and exits 0 with the summary; a command that fails by itself makes
+// the agent fail with the command's own status.
 func TestRequestedStopSucceeds(t *testing.T) {
 	needRoot(t)
 	tests := []struct {
@@ -153,8 +153,8 @@ func TestRequestedStopSucceeds(t *testing.T) {
 		{"record SIGINT", "record", nil, syscall.SIGINT, 0, "recorded "},
 		{"standalone --duration", "standalone", []string{"--duration", "2s"}, 0, 0, "engine: "},
 		{"standalone SIGTERM", "standalone", nil, syscall.SIGTERM, 0, "engine: "},
-		{"record, command fails", "record", []string{"--fail"}, 0, 1, "recorded command: exit status 3"},
-		{"standalone, command fails", "standalone", []string{"--fail"}, 0, 1, "recorded command: exit status 3"},
+		{"record, command fails", "record", []string{"--fail"}, 0, 3, "recorded command: exit status 3"},
+		{"standalone, command fails", "standalone", []string{"--fail"}, 0, 3, "recorded command: exit status 3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
