@@ -216,7 +216,7 @@ func TestRecordPIDDuration(t *testing.T) {
 	}
 	// --duration counts from the attach, and loading the probes takes seconds on a busy
 	// machine (more with the race detector): the upper bound only proves it stops by itself.
-	if took := time.Since(begin); took < 1500*time.Millisecond || took > 60*time.Second {
+	if took := time.Since(begin); took < 1500*time.Millisecond || took > 3*time.Minute {
 		t.Errorf("--duration 1500ms ran %v", took)
 	}
 	evs := readJSONL(t, out)

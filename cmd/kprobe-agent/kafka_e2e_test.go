@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -221,16 +220,22 @@ func e2eExited(p *e2eProc) bool {
 }
 
 // wait waits for the process to exit and returns its error; it fails the test (after
-// killing the process) when that takes longer than timeout.
+// killing the process) when that takes longer than timeout. A Go process is first sent
+// SIGQUIT, so the output shows where each of its goroutines was: slow or stuck.
 func (p *e2eProc) wait(t *testing.T, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.done:
 		return p.err
 	case <-time.After(timeout):
+		syscall.Kill(p.cmd.Process.Pid, syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+		}
 		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
-		t.Fatalf("%s did not exit within %v; killed it. Output:\n%s", p.name, timeout, p.out.String())
+		t.Fatalf("%s did not exit within %v; killed it (SIGQUIT, then SIGKILL). Output:\n%s", p.name, timeout, p.out.String())
 		return nil
 	}
 }
@@ -263,7 +268,7 @@ func e2eEngine(t *testing.T, brokers, data, prefix, group string, otlpPort int) 
 	}
 	p := e2eStart(t, "engine", agent(t), "engine", "--kafka", brokers, "--data", data, "--group", group,
 		"--topic-prefix", prefix, "--otlp-grpc", grpc, "--otlp-http", "")
-	p.waitOutput(t, "engine running", 60*time.Second)
+	p.waitOutput(t, "engine running", 3*time.Minute)
 	return p
 }
 
@@ -277,7 +282,7 @@ func e2eStopEngine(t *testing.T, p *e2eProc) e2eEngineStats {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("signalling engine: %v", err)
 	}
-	if err := p.wait(t, 45*time.Second); err != nil {
+	if err := p.wait(t, 2*time.Minute); err != nil {
 		t.Fatalf("engine exited with %v after SIGTERM:\n%s", err, p.out.String())
 	}
 	out := p.out.String()
@@ -332,7 +337,7 @@ func e2eRecordSummary(t *testing.T, out string) recordSummary {
 func e2eStored(t *testing.T, data string) []map[string]any {
 	t.Helper()
 	tui, _ := e2eTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tui, "events", "--data", data, "--from", "1", "--format", "jsonl")
 	var out, errb bytes.Buffer
@@ -481,37 +486,62 @@ func e2eWaitCaughtUpOf(t *testing.T, client *kafkago.Client, group, prefix strin
 	}
 }
 
-// e2eConsume reads topics from the beginning with a fresh consumer group until want
-// messages arrived and then nothing more for quiet, or until timeout.
-func e2eConsume(t *testing.T, brokers string, topics []string, want int, quiet, timeout time.Duration) []kafka.Message {
+// e2eWaitOffsets waits until cond holds of the group's committed and the broker's end
+// offsets on topics (summed over partitions), and returns them. It fails the test when
+// one of procs exits first or timeout passes: a bound for failures only, so it is loose.
+func e2eWaitOffsets(t *testing.T, brokers, group string, topics []string, what string, timeout time.Duration,
+	procs []*e2eProc, cond func(committed, end int64) bool) (committed, end int64) {
 	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		lag, end, err := e2eLag(ctx, brokers, group, topics)
+		cancel()
+		if err == nil && cond(end-lag, end) {
+			return end - lag, end
+		}
+		for _, p := range procs {
+			if e2eExited(p) {
+				t.Fatalf("%s exited (%v) %s:\n%s", p.name, p.err, what, p.out.String())
+			}
+		}
+		if time.Now().After(deadline) {
+			var outs strings.Builder
+			for _, p := range procs {
+				fmt.Fprintf(&outs, "%s:\n%s\n", p.name, p.out.String())
+			}
+			t.Fatalf("%s: not within %v (committed %d of %d, err %v)\n%s", what, timeout, end-lag, end, err, outs.String())
+		}
+		time.Sleep(200 * time.Millisecond) // the poll interval
+	}
+}
+
+// e2eConsume reads every message on topics from the beginning with a fresh consumer
+// group: as many as their end offsets say they hold (the topics are the test's own, so
+// they start at offset 0), failing the test if that takes longer than timeout.
+func e2eConsume(t *testing.T, brokers string, topics []string, timeout time.Duration) []kafka.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, end, err := e2eLag(ctx, brokers, "", topics)
+	if err != nil {
+		t.Fatalf("reading the end offsets of %v: %v", topics, err)
+	}
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{Brokers: splitBrokers(brokers),
 		GroupID: fmt.Sprintf("e2e-check-%d", time.Now().UnixNano()), Topics: topics})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	deadline := time.Now().Add(timeout)
 	var msgs []kafka.Message
-	for {
-		wait := time.Until(deadline)
-		if len(msgs) >= want {
-			wait = min(wait, quiet)
-		}
-		if wait <= 0 {
-			return msgs
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
+	for int64(len(msgs)) < end {
 		m, err := c.Fetch(ctx)
-		cancel()
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) {
-				return msgs
-			}
-			t.Fatalf("consuming %v: %v", topics, err)
+			t.Fatalf("consuming %v: %d of %d messages read: %v", topics, len(msgs), end, err)
 		}
 		msgs = append(msgs, m)
 	}
+	return msgs
 }
 
 // e2eDemoArgs runs the bundled payment service with the slow-storage incident on 4821.
@@ -538,7 +568,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 
 	rec := e2eStart(t, "record", append([]string{agent(t), "record", "--kafka", brokers, "--topic-prefix", prefix, "--"},
 		e2eDemoArgs(demo, port, 12, ledger)...)...)
-	if err := rec.wait(t, 60*time.Second); err != nil {
+	if err := rec.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("record: %v\n%s", err, rec.out.String())
 	}
 	out := rec.out.String()
@@ -553,7 +583,7 @@ func TestKafkaEndToEnd(t *testing.T) {
 			s.enqueued, s.written, s.kafkaDropped, s.discarded, out)
 	}
 
-	e2eWaitCaughtUp(t, brokers, group, prefix, eng, 30*time.Second)
+	e2eWaitCaughtUp(t, brokers, group, prefix, eng, 3*time.Minute)
 	st := e2eStopEngine(t, eng)
 	t.Logf("engine stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
 	// Without write errors nothing was retried, so the engine read each message once.
@@ -622,57 +652,42 @@ func TestKafkaEngineKillRestart(t *testing.T) {
 	port := e2eFreePort(t)
 
 	eng1 := e2eEngine(t, brokers, data, prefix, group, port)
-	// 40 settlements at 10 a second: about 4 s of steady traffic.
+	// The demo settles 10 times a second until record is stopped: the stream goes on past
+	// the kill however long engine #1 takes to commit on a loaded machine.
 	rec := e2eStart(t, "record", append([]string{agent(t), "record", "--kafka", brokers, "--topic-prefix", prefix, "--"},
-		e2eDemoArgs(demo, port, 40, ledger, "--rate", "10")...)...)
+		e2eDemoArgs(demo, port, 1_000_000, ledger, "--rate", "10")...)...)
 	recStart := time.Now()
 
 	// Kill engine #1 once it has stored and committed part of the stream (it commits only
 	// what it has written), while the demo is still producing.
 	topics := prefixed(prefix, event.KernelTopics...)
-	var lag, end int64
-	var err error
-	for {
-		time.Sleep(200 * time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		lag, end, err = e2eLag(ctx, brokers, group, topics)
-		cancel()
-		if err == nil && end-lag > 0 {
-			break
-		}
-		if e2eExited(rec) || time.Since(recStart) > 15*time.Second {
-			t.Logf("warning: engine #1 committed nothing before the kill (lag %d of %d, err %v)", lag, end, err)
-			break
-		}
-	}
-	midStream := !e2eExited(rec)
-	if !midStream {
-		t.Logf("warning: record finished before the kill; the kill was not mid-stream")
-	}
+	committed, _ := e2eWaitOffsets(t, brokers, group, topics, "before engine #1 committed anything", 3*time.Minute,
+		[]*e2eProc{eng1, rec}, func(c, _ int64) bool { return c > 0 })
 	if err := eng1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eng1.wait(t, 10*time.Second)
-	t.Logf("engine #1 killed %v after record started, with %d of %d messages committed",
-		time.Since(recStart).Round(time.Millisecond), end-lag, end)
+	eng1.wait(t, time.Minute)
+	// The stream goes on after the kill: engine #2 has messages nobody committed.
+	_, endAtKill := e2eWaitOffsets(t, brokers, group, topics, "reading the offsets after the kill", time.Minute,
+		[]*e2eProc{rec}, func(_, _ int64) bool { return true })
+	e2eWaitOffsets(t, brokers, group, topics, "publishing after the kill", 2*time.Minute, []*e2eProc{rec},
+		func(_, end int64) bool { return end > endAtKill })
+	t.Logf("engine #1 killed %v after record started, with %d messages committed; record went on publishing",
+		time.Since(recStart).Round(time.Millisecond), committed)
 
-	if err := rec.wait(t, 60*time.Second); err != nil {
-		// The demo exports its spans to the engine it was started with; once that engine is
-		// killed its last export may fail, and then it exits 1 and so does record. That is
-		// the demo's business: accept exactly that, and nothing else.
-		out := rec.out.String()
-		if !strings.Contains(out, "kprobe-demo: flushing spans: ") ||
-			!strings.HasSuffix(strings.TrimSpace(out), "kprobe-agent: recorded command: exit status 1") {
-			t.Fatalf("record: %v\n%s", err, out)
-		}
-		t.Logf("the demo could not flush its last spans to the killed engine: record exited with %v", err)
+	// Asked to stop, record stops the demo and flushes: that is no failure.
+	if err := rec.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("record: %v\n%s", err, rec.out.String())
 	}
 	s := e2eRecordSummary(t, rec.out.String())
 	if s.published == 0 || s.publishDropped != 0 || s.discarded != 0 || s.kafkaDropped != 0 || s.written != s.enqueued {
 		t.Fatalf("record lost events on the way to Kafka:\n%s", rec.out.String())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	lag, end, err = e2eLag(ctx, brokers, group, topics)
+	lag, end, err := e2eLag(ctx, brokers, group, topics)
 	cancel()
 	if err != nil {
 		t.Fatal(err)
@@ -687,13 +702,13 @@ func TestKafkaEngineKillRestart(t *testing.T) {
 	if before == 0 {
 		t.Errorf("engine #1 stored nothing before it was killed: the kill tests no restart")
 	}
-	if midStream && uint64(before) >= s.published {
+	if uint64(before) >= s.published {
 		t.Errorf("engine #1 stored %d of %d events although it was killed mid-stream", before, s.published)
 	}
 
 	// Engine #2 waits for the group to drop the killed member (session timeout 10 s).
 	eng2 := e2eEngine(t, brokers, data, prefix, group, port)
-	e2eWaitCaughtUp(t, brokers, group, prefix, eng2, 45*time.Second)
+	e2eWaitCaughtUp(t, brokers, group, prefix, eng2, 3*time.Minute)
 	st := e2eStopEngine(t, eng2)
 	t.Logf("engine #2 stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
 	if st.messages < uint64(lag) {
@@ -789,31 +804,12 @@ func TestKafkaOutage(t *testing.T) {
 		"--log-level", "info", "--", "sh", "-c", loop)
 	t.Cleanup(func() { os.WriteFile(stop, nil, 0o600) })
 	topics := prefixed(prefix, event.KernelTopics...)
-	// offsets waits until cond holds of the engine's committed and the broker's end offsets.
 	offsets := func(what string, timeout time.Duration, cond func(committed, end int64) bool) (committed, end int64) {
 		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			lag, end, err := e2eLag(ctx, k.brokers, group, topics)
-			cancel()
-			if err == nil && cond(end-lag, end) {
-				return end - lag, end
-			}
-			for _, p := range []*e2eProc{eng, rec} {
-				if e2eExited(p) {
-					t.Fatalf("%s exited (%v) %s:\n%s", p.name, p.err, what, p.out.String())
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %v (committed %d of %d, err %v)\nengine:\n%s\nrecord:\n%s", what, timeout,
-					end-lag, end, err, eng.out.String(), rec.out.String())
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		return e2eWaitOffsets(t, k.brokers, group, topics, what, timeout, []*e2eProc{eng, rec}, cond)
 	}
 	// Events must flow all the way into the event log before the broker goes.
-	before, _ := offsets("before the outage", 60*time.Second, func(c, _ int64) bool { return c > 0 })
+	before, _ := offsets("before the outage", 3*time.Minute, func(c, _ int64) bool { return c > 0 })
 	if warn := e2eLines(eng.out.String(), "level=WARN"); len(warn) > 0 {
 		t.Errorf("the engine warned before anything went wrong:\n%s", strings.Join(warn, "\n"))
 	}
@@ -821,23 +817,23 @@ func TestKafkaOutage(t *testing.T) {
 	outage := time.Now()
 	k.script(t, "stop")
 	t.Logf("private Kafka stopped in %v with %d messages committed", time.Since(outage).Round(time.Millisecond), before)
-	eng.waitOutput(t, "kafka unreachable", 60*time.Second)
+	eng.waitOutput(t, "kafka unreachable", 2*time.Minute)
 	restart := time.Now()
 	k.script(t, "start")
 	t.Logf("private Kafka back after %v (restart took %v)", time.Since(outage).Round(time.Millisecond),
 		time.Since(restart).Round(time.Millisecond))
 	// The producer must resume while the recording runs (its backoff is at most ~6 s), not
 	// only when record flushes at exit; the engine must consume and commit again.
-	_, endAtRestart := offsets("after the restart", 30*time.Second, func(_, _ int64) bool { return true })
-	offsets("publishing again", 30*time.Second, func(_, end int64) bool { return end > endAtRestart })
-	eng.waitOutput(t, "kafka reachable again; consuming resumed", 90*time.Second)
-	after, _ := offsets("consuming again", 90*time.Second, func(c, _ int64) bool { return c > before })
+	_, endAtRestart := offsets("after the restart", 2*time.Minute, func(_, _ int64) bool { return true })
+	offsets("publishing again", 2*time.Minute, func(_, end int64) bool { return end > endAtRestart })
+	eng.waitOutput(t, "kafka reachable again; consuming resumed", 3*time.Minute)
+	after, _ := offsets("consuming again", 3*time.Minute, func(c, _ int64) bool { return c > before })
 	t.Logf("recording and engine resumed %v after the restart began; %d messages committed", time.Since(restart).Round(time.Millisecond), after)
 
 	if err := os.WriteFile(stop, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := rec.wait(t, 45*time.Second); err != nil {
+	if err := rec.wait(t, 2*time.Minute); err != nil {
 		t.Fatalf("record did not survive the outage: %v\n%s", err, rec.out.String())
 	}
 	out := rec.out.String()
@@ -868,7 +864,7 @@ func TestKafkaOutage(t *testing.T) {
 			s.discarded, s.publishDropped, s.kafkaDropped, out)
 	}
 
-	e2eWaitCaughtUp(t, k.brokers, group, prefix, eng, 90*time.Second)
+	e2eWaitCaughtUp(t, k.brokers, group, prefix, eng, 3*time.Minute)
 	st := e2eStopEngine(t, eng)
 	engOut := eng.out.String()
 	t.Logf("engine stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
@@ -878,7 +874,7 @@ func TestKafkaOutage(t *testing.T) {
 
 	// What reached the broker: at least the messages acknowledged, and every published
 	// event exactly once after removing duplicates (retries after a cut write may repeat).
-	msgs := e2eConsume(t, k.brokers, topics, int(s.written), 2*time.Second, 30*time.Second)
+	msgs := e2eConsume(t, k.brokers, topics, 2*time.Minute)
 	ids := map[uint64]bool{}
 	var onBroker uint64
 	for _, m := range msgs {
@@ -961,7 +957,7 @@ func TestKafkaPoisonMessage(t *testing.T) {
 		!prod.Publish(kafka.Message{Topic: topic, Key: good[0].Key(), Value: batch}) {
 		t.Fatal("producer refused a message")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err = prod.Close(ctx)
 	cancel()
 	stopRun()
@@ -973,7 +969,7 @@ func TestKafkaPoisonMessage(t *testing.T) {
 		t.Fatalf("producer wrote %d messages, want 2: %+v", ps.Written, ps)
 	}
 
-	e2eWaitCaughtUp(t, brokers, group, prefix, eng, 30*time.Second)
+	e2eWaitCaughtUp(t, brokers, group, prefix, eng, 3*time.Minute)
 	st := e2eStopEngine(t, eng)
 	t.Logf("engine stopped after %v: %+v", time.Since(begin).Round(time.Millisecond), st)
 	if st.deadLettered != 1 || st.messages != 2 || st.events != uint64(len(good)) || st.written != uint64(len(good)) {
@@ -999,7 +995,7 @@ func TestKafkaPoisonMessage(t *testing.T) {
 		}
 	}
 
-	dl := e2eConsume(t, brokers, []string{prefix + event.TopicDeadLetter}, 1, time.Second, 20*time.Second)
+	dl := e2eConsume(t, brokers, []string{prefix + event.TopicDeadLetter}, 2*time.Minute)
 	if len(dl) != 1 {
 		t.Fatalf("dead-letter topic holds %d messages, want 1", len(dl))
 	}

@@ -34,12 +34,12 @@ func TestKafkaSASLEndToEnd(t *testing.T) {
 	t.Setenv("KPROBE_KAFKA_PASSWORD", k.Password)
 	eng := e2eStart(t, "engine", engArgs...)
 	os.Unsetenv("KPROBE_KAFKA_PASSWORD") // the recorder below takes a file; both is an error
-	eng.waitOutput(t, "engine running", 60*time.Second)
+	eng.waitOutput(t, "engine running", 3*time.Minute)
 
 	// The recorder reads it from a file, without TLS.
 	recArgs := append([]string{agent(t), "record", "--kafka", k.Plain, "--topic-prefix", prefix, "--kafka-password-file", k.PasswordFile}, scramFlags...)
 	rec := e2eStart(t, "record", append(append(recArgs, "--"), e2eDemoArgs(demo, port, 8, ledger)...)...)
-	if err := rec.wait(t, 60*time.Second); err != nil {
+	if err := rec.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("record: %v\n%s", err, rec.out.String())
 	}
 	s := e2eRecordSummary(t, rec.out.String())
@@ -55,7 +55,7 @@ func TestKafkaSASLEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := &kafkago.Client{Addr: kafkago.TCP(k.Plain), Timeout: 10 * time.Second, Transport: &kafkago.Transport{SASL: mech}}
-	e2eWaitCaughtUpOf(t, client, group, prefix, eng, 60*time.Second)
+	e2eWaitCaughtUpOf(t, client, group, prefix, eng, 3*time.Minute)
 	st := e2eStopEngine(t, eng)
 	if st.written != s.published {
 		t.Errorf("engine wrote %d events, record published %d", st.written, s.published)
@@ -76,7 +76,7 @@ func TestKafkaSASLEndToEnd(t *testing.T) {
 	} {
 		t.Run("wrong password/"+name, func(t *testing.T) {
 			p := e2eStart(t, name, argv...)
-			if err := p.wait(t, 30*time.Second); err == nil {
+			if err := p.wait(t, 2*time.Minute); err == nil {
 				t.Fatalf("%s ran with a wrong password:\n%s", name, p.out.String())
 			}
 			var lines []string

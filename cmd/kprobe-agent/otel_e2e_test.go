@@ -155,7 +155,7 @@ func runOTelClient(t *testing.T, c otelClient, by string) {
 	agentArgs := append([]string{agent(t), "standalone", "--data", data, "--log-level", "info", "--lateness", "6s",
 		"--otlp-grpc", "127.0.0.1:" + strconv.Itoa(grpcPort), "--otlp-http", "127.0.0.1:" + strconv.Itoa(httpPort)}, sel...)
 	ag := e2eStart(t, "kprobe-agent", agentArgs...)
-	ag.waitOutput(t, "msg=recording", 60*time.Second)
+	ag.waitOutput(t, "msg=recording", 3*time.Minute)
 
 	io.WriteString(stdin, "go\n")
 	select {

@@ -46,14 +46,14 @@ func TestSSHCommand(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
 	p := e2eStart(t, "kprobe-agent ssh", agent(t), "ssh", "--listen", addr, "--authorized-keys", keys,
 		"--host-key", filepath.Join(dir, "host_key"), "--api", api, "--api-token-file", tokenFile)
-	p.waitOutput(t, "serving the workstation over SSH", 60*time.Second)
+	p.waitOutput(t, "serving the workstation over SSH", 3*time.Minute)
 
 	term := sshtest.Open(t, addr, known)
 	term.Screen.WaitFor(t, "slowest settlements", investigatetest.Incident)
 	if _, err := term.Stdin.Write([]byte("q")); err != nil {
 		t.Fatal(err)
 	}
-	term.Wait(t, 30*time.Second)
+	term.Wait(t, 2*time.Minute)
 
 	if c, err := gossh.Dial("tcp", addr, sshtest.Config(gossh.PublicKeys(sshtest.NewKey(t)))); err == nil {
 		c.Close()
@@ -62,7 +62,7 @@ func TestSSHCommand(t *testing.T) {
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.wait(t, 30*time.Second); err != nil {
+	if err := p.wait(t, 2*time.Minute); err != nil {
 		t.Errorf("ssh after SIGINT: %v\n%s", err, p.out.String())
 	}
 
@@ -71,7 +71,7 @@ func TestSSHCommand(t *testing.T) {
 	os.WriteFile(bad, []byte("not-the-token-0123456789\n"), 0o600)
 	q := e2eStart(t, "kprobe-agent ssh (bad token)", agent(t), "ssh", "--listen", "127.0.0.1:"+strconv.Itoa(e2eFreePort(t)),
 		"--authorized-keys", keys, "--host-key", filepath.Join(dir, "host_key"), "--api", api, "--api-token-file", bad)
-	if err := q.wait(t, 30*time.Second); err == nil {
+	if err := q.wait(t, 2*time.Minute); err == nil {
 		t.Fatal("ssh started with a wrong API token")
 	}
 	out := strings.TrimSpace(q.out.String())
@@ -108,18 +108,18 @@ func TestSSHCommandOverData(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(e2eFreePort(t))
 	p := e2eStart(t, "kprobe-agent ssh --data", agent(t), "ssh", "--listen", addr, "--authorized-keys", keys,
 		"--host-key", filepath.Join(dir, "host_key"), "--data", data)
-	p.waitOutput(t, "serving the workstation over SSH", 60*time.Second)
+	p.waitOutput(t, "serving the workstation over SSH", 3*time.Minute)
 
 	term := sshtest.Open(t, addr, known)
 	term.Screen.WaitFor(t, "slowest settlements", "4821")
 	if _, err := term.Stdin.Write([]byte("q")); err != nil {
 		t.Fatal(err)
 	}
-	term.Wait(t, 30*time.Second)
+	term.Wait(t, 2*time.Minute)
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.wait(t, 30*time.Second); err != nil {
+	if err := p.wait(t, 2*time.Minute); err != nil {
 		t.Errorf("ssh after SIGINT: %v\n%s", err, p.out.String())
 	}
 }

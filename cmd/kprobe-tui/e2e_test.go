@@ -54,7 +54,7 @@ func (tm *terminal) keys(keys ...string) {
 // waitFor polls the screen until it shows every text (the terminal gives no other signal).
 func (tm *terminal) waitFor(texts ...string) string {
 	tm.t.Helper()
-	deadline := time.Now().Add(90 * time.Second) // a bound for failure only
+	deadline := time.Now().Add(3 * time.Minute) // a bound for failure only
 	for {
 		s := tm.screen()
 		ok := true
@@ -75,7 +75,7 @@ func (tm *terminal) waitFor(texts ...string) string {
 // exitFile), wants status 0 and the terminal given back: the alternate screen gone.
 func (tm *terminal) waitExit(exitFile string) {
 	tm.t.Helper()
-	deadline := time.Now().Add(60 * time.Second) // a bound for failure only
+	deadline := time.Now().Add(2 * time.Minute) // a bound for failure only
 	var status []byte
 	for {
 		if b, err := os.ReadFile(exitFile); err == nil && len(b) > 0 {

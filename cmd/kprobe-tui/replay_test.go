@@ -163,7 +163,7 @@ func TestReplayCommand(t *testing.T) {
 // recordedPID finds the process of that comm among the flight recorder's events.
 func recordedPID(t *testing.T, bin, data, comm string) string {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a bound for failure only
 	for {
 		out, err := exec.Command(filepath.Join(bin, "kprobe-tui"), "events", "--data", data, "--type", "syscall", "--from", "1", "--limit", "50").Output()
 		if err == nil {

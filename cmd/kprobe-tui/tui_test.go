@@ -5,15 +5,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 var (
@@ -86,6 +92,11 @@ func tui(t *testing.T, args ...string) (string, string) {
 
 // TestRecordedIncident records the demo service on the embedded default with a
 // slow-storage incident on settlement 4821, then investigates it as an SRE would.
+//
+// The incident's settlement is the one the demo says it injected, not the slowest one:
+// kprobe's claim is that it ranks settlements by how long they really took, and on a
+// loaded machine (CI: 2 cores, -race) an ordinary settlement's fsync can outlast the
+// incident. So the test holds the ranking to the demo's own timings instead.
 func TestRecordedIncident(t *testing.T) {
 	if testing.Short() || os.Geteuid() != 0 {
 		t.Skip("needs root to load BPF programs (and not -short)")
@@ -97,7 +108,7 @@ func TestRecordedIncident(t *testing.T) {
 		"--otlp-grpc", "127.0.0.1:"+port, "--otlp-http", "", "--",
 		filepath.Join(bin, "kprobe-demo"), "--otlp", "127.0.0.1:"+port, "--ledger", filepath.Join(dir, "ledger"),
 		"--settlements", "10", "--first-settlement", "4815", "--incident", "slow-storage", "--incident-settlement", "4821")
-	var stderr bytes.Buffer
+	var stderr bytes.Buffer // the agent's and, standalone, the demo's output
 	rec.Stderr = &stderr
 	if err := rec.Run(); err != nil {
 		t.Fatalf("standalone: %v\n%s", err, stderr.String())
@@ -111,20 +122,49 @@ func TestRecordedIncident(t *testing.T) {
 	if !strings.Contains(summary, "lost: kernel=0 ") || !strings.Contains(summary, "dropped=0") {
 		t.Errorf("events were lost:\n%s", summary)
 	}
-
-	// The slowest settlement is the one the incident hit, with its kernel evidence.
-	out, _ := tui(t, "settlements", "--data", dir, "--top", "3")
-	first := strings.SplitN(out, "\n", 2)[0]
-	if !strings.HasPrefix(first, "#1 settlement 4821 ") {
-		t.Fatalf("slowest settlement is not 4821:\n%s", out)
-	}
-	if !strings.Contains(out, "#2 settlement ") || !strings.Contains(out, "kernel: ") {
-		t.Errorf("settlements output lacks the runners-up or the kernel summary:\n%s", out)
+	demo := demoSettlements(t, summary)
+	if len(demo.settled) != 10 || demo.incident != "4821" {
+		t.Fatalf("the demo reported %d settlements and its incident on %q; want 10 and 4821:\n%s",
+			len(demo.settled), demo.incident, summary)
 	}
 
-	// Every event of settlement 4821 carries its trace; the 256 KiB ledger writes of
+	// Every settlement, slowest first, each with the trace and no longer than the demo
+	// measured it; the incident's at least as long as the incident lasted, with its
+	// kernel evidence.
+	out, _ := tui(t, "settlements", "--data", dir, "--top", "10")
+	listed := listedSettlements(t, out)
+	var ids, ranking []string
+	for i, s := range listed {
+		ids = append(ids, s.id)
+		d, ok := demo.settled[s.id]
+		ranking = append(ranking, fmt.Sprintf("%s %v (demo %v)", s.id, s.duration, d.duration))
+		switch {
+		case !ok:
+			t.Errorf("#%d settlement %s: the demo did not settle it", i+1, s.id)
+		case s.traceID != d.traceID:
+			t.Errorf("#%d settlement %s: trace %s, the demo's was %s", i+1, s.id, s.traceID, d.traceID)
+		case s.duration > d.duration+time.Millisecond:
+			// The span is inside the interval the demo timed (0.1 ms resolution).
+			t.Errorf("#%d settlement %s: %v, longer than the %v the demo measured", i+1, s.id, s.duration, d.duration)
+		}
+		if i > 0 && s.duration > listed[i-1].duration {
+			t.Errorf("#%d settlement %s (%v) is slower than #%d (%v): not slowest first", i+1, s.id, s.duration, i, listed[i-1].duration)
+		}
+	}
+	t.Logf("kprobe ranks: %s", strings.Join(ranking, ", "))
+	if diff := cmp.Diff(slices.Sorted(maps.Keys(demo.settled)), slices.Sorted(slices.Values(ids))); diff != "" {
+		t.Errorf("settlements listed (-demo +kprobe):\n%s\n%s", diff, out)
+	}
+	if i := slices.Index(ids, demo.incident); i < 0 || listed[i].duration < 250*time.Millisecond {
+		t.Errorf("the incident's settlement %s is not listed as lasting the incident's 250ms at least:\n%s", demo.incident, out)
+	}
+	if !strings.Contains(out, "settlement "+demo.incident+" ") || !strings.Contains(out, "kernel: ") {
+		t.Errorf("settlements output lacks the incident's settlement or the kernel summary:\n%s", out)
+	}
+
+	// Every event of settlement 4821 carries its trace; the 256 KiB journal writes of
 	// the incident are among them.
-	out, errOut := tui(t, "events", "--data", dir, "--settlement", "4821")
+	out, errOut := tui(t, "events", "--data", dir, "--settlement", demo.incident)
 	var n, bigWrites int
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -134,15 +174,15 @@ func TestRecordedIncident(t *testing.T) {
 			t.Fatalf("bad jsonl %q: %v", sc.Text(), err)
 		}
 		n++
-		if e["settlement.id"] != "4821" || e["trace_id"] == "" || e["join"] != "tid" {
-			t.Fatalf("event not joined to settlement 4821 by thread: %v", e)
+		if e["settlement.id"] != demo.incident || e["trace_id"] != demo.settled[demo.incident].traceID || e["join"] != "tid" {
+			t.Fatalf("event not joined to settlement %s by thread: %v", demo.incident, e)
 		}
 		if e["type"] == "write" && e["bytes"] == float64(256<<10) {
 			bigWrites++
 		}
 	}
 	if n == 0 || bigWrites == 0 {
-		t.Errorf("settlement 4821: %d events, %d ledger writes of 256 KiB; want both > 0", n, bigWrites)
+		t.Errorf("settlement %s: %d events, %d journal writes of 256 KiB; want both > 0", demo.incident, n, bigWrites)
 	}
 	if !strings.Contains(errOut, strconv.Itoa(n)+" events") {
 		t.Errorf("stderr %q does not count the %d events", errOut, n)
@@ -153,6 +193,66 @@ func TestRecordedIncident(t *testing.T) {
 	if lines := strings.Count(out, "\n"); uint64(lines) != recorded {
 		t.Errorf("store holds %d events, recorded %d", lines, recorded)
 	}
+}
+
+// settled is one settlement as the demo timed it or as kprobe-tui lists it.
+type settled struct {
+	id       string
+	duration time.Duration
+	traceID  string
+}
+
+// demoRun is what the demo printed: its settlements by id, and the one it injected its
+// incident into.
+type demoRun struct {
+	settled  map[string]settled
+	incident string
+}
+
+var demoLine = regexp.MustCompile(`^settlement=(\d+) payments=\d+ duration_ms=([0-9.]+) trace_id=(\S+)(?: incident=\S+ target=\S+)?$`)
+
+// demoSettlements reads the demo's summary lines.
+func demoSettlements(t *testing.T, out string) demoRun {
+	t.Helper()
+	r := demoRun{settled: map[string]settled{}}
+	for _, line := range strings.Split(out, "\n") {
+		m := demoLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ms, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Fatalf("demo line %q: %v", line, err)
+		}
+		r.settled[m[1]] = settled{id: m[1], duration: time.Duration(ms * float64(time.Millisecond)), traceID: m[3]}
+		if strings.Contains(line, " incident=") {
+			if r.incident != "" {
+				t.Fatalf("the demo reports two incidents, on %s and %s:\n%s", r.incident, m[1], out)
+			}
+			r.incident = m[1]
+		}
+	}
+	return r
+}
+
+var listedLine = regexp.MustCompile(`^#\d+ settlement (\S+)  (\S+)  \(.*, trace (\S+), \d+ spans?\)$`)
+
+// listedSettlements reads the ranked lines of `kprobe-tui settlements`.
+func listedSettlements(t *testing.T, out string) []settled {
+	t.Helper()
+	var l []settled
+	for _, line := range strings.Split(out, "\n") {
+		m := listedLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			t.Fatalf("settlements line %q: %v", line, err)
+		}
+		l = append(l, settled{id: m[1], duration: d, traceID: m[3]})
+	}
+	return l
 }
 
 func grab(t *testing.T, s, re string) uint64 {

@@ -128,7 +128,7 @@ func (s *Screen) has(words ...string) bool {
 // WaitFor waits until the screen has shown every word, or fails with what it shows.
 func (s *Screen) WaitFor(t testing.TB, words ...string) {
 	t.Helper()
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(3 * time.Minute) // a bound for failures: the first screen of a loaded -race run can be slow
 	for !s.has(words...) {
 		select {
 		case <-s.ch:

@@ -236,9 +236,11 @@ func TestPublishNeverBlocksWhileBrokerDown(t *testing.T) {
 	}
 	total := time.Since(start)
 	t.Logf("%d publishes in %v, slowest %v", buffer+extra, total, slowest)
-	// Generous for a loaded 2-core CI box: a Publish that waited on the writer would take at
-	// least one retry backoff (100 ms) per call.
-	if total > 2*time.Second || slowest > 200*time.Millisecond {
+	// A Publish that waited on the writer would wait for its retry backoff (100 ms, then
+	// more) on each of the extra calls: minutes in all. The bounds are far from that and
+	// far from what a loaded 2-core -race run measured (66 ms in all, 46 ms for the slowest
+	// call), which a descheduled thread can stretch.
+	if total > 30*time.Second || slowest > 2*time.Second {
 		t.Errorf("Publish blocked: total %v, slowest %v", total, slowest)
 	}
 	waitFor(t, 10*time.Second, "write errors", func() bool { return p.Stats().WriteErrors >= 2 })
