@@ -219,19 +219,20 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 	whole := func(a int64, c *causeInfo, rule string, conf float64, join string, more ...uint64) []mark {
 		return []mark{{a: a, b: last.wake, prio: prioBlocked, c: c, rule: rule, conf: conf, join: join, ev: append(ev, more...)}}
 	}
+	io, hasIO := v.lastFileIOBefore(first.a)
+	flush := hasIO && v.onCPU(io.b, first.a) <= shadowNs
+	faulted := hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs
 	switch {
-	case hasBefore && before.sys != nil && before.sys.socket == nil && before.sys.e.Ino != 0 &&
-		v.onCPU(before.b, first.a) <= shadowNs && !userWaker:
-		// Flushing what was just written: the on-CPU part of the flush counts too.
-		return whole(before.b, an.fileCause(v.k, before.sys.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, before.sys.e.ID)
-	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs && !userWaker &&
-		flushAfter(v, first.a):
-		// A file write just before, then a fault on the way into the block: the flush of
-		// that write (fsync, not traced) is the likelier wait; a major fault is file I/O too.
-		io, _ := v.lastFileIOBefore(first.a)
-		return whole(io.b, an.fileCause(v.k, io.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, io.e.ID, before.pf.ID)
-	case hasBefore && before.pf != nil && v.onCPU(before.b, first.a) <= faultShadowNs &&
-		!(userWaker && last.e.WakerPID != v.k.PID):
+	case flush && !userWaker && (before.sys == io || faulted):
+		// Flushing what was just written (fsync is not traced): the on-CPU part of the
+		// flush counts too. A fault on the way into the block does not change that: the
+		// flush is the likelier wait, and a major fault is file I/O too.
+		more := []uint64{io.e.ID}
+		if faulted {
+			more = append(more, before.pf.ID)
+		}
+		return whole(io.b, an.fileCause(v.k, io.e), RuleAfterFileWrite, conf*0.7, JoinTimeOverlap, more...)
+	case faulted && !(userWaker && last.e.WakerPID != v.k.PID):
 		// Blocked inside the fault handler (I/O, reclaim, or the mm lock another thread
 		// of the process holds while it maps or unmaps): memory. Not when another
 		// recorded process woke it: no fault waits on another process's user thread (the
@@ -252,13 +253,6 @@ func (an *analyzer) episode(v *threadView, ep []offIv, conf float64, join string
 		out = append(out, an.unexplainedBlocked(o, conf, join))
 	}
 	return out
-}
-
-// flushAfter reports whether a file read or write ended within shadowNs of on-CPU time
-// before t.
-func flushAfter(v *threadView, t int64) bool {
-	io, ok := v.lastFileIOBefore(t)
-	return ok && v.onCPU(io.b, t) <= shadowNs
 }
 
 // holderMarks follows the waker chain: the thread that woke ours held what it waited for,

@@ -325,7 +325,7 @@ func (e *Engine) draw(ctx context.Context, p *pendingObject) {
 	}
 	sub := Subject{Object: p.obj, Spans: spans}
 	p.startNs = rootSpans(spans)[0].StartNs
-	if start := p.startNs; start < e.evicted {
+	if p.startNs < e.evicted {
 		e.st.tooLong.Add(1)
 		e.log.Debug("object began before the retained events; left to on-demand computation", "object", p.obj.NodeID())
 		return
