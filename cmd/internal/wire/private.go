@@ -47,10 +47,8 @@ func PrivateData(dir string) error {
 		return fmt.Errorf("--data %s is not empty and holds no kprobe store (it has %s): give kprobe a directory of its own, new or empty",
 			dir, entries[0].Name())
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		if err := os.Chmod(dir, st.Mode().Perm()&^0o077); err != nil {
-			return fmt.Errorf("--data %s is readable by other users (mode %04o) and cannot be made private: %w", dir, st.Mode().Perm(), err)
-		}
+	if err := makePrivate(dir, st.Mode()); err != nil {
+		return err
 	}
 	// What an earlier version left group- or world-readable is tightened too: the top
 	// directory alone already shuts others out, the rest is for a copied-out store.
@@ -69,12 +67,20 @@ func tighten(root string) error {
 			return nil // gone since listed, or a socket's peer: nothing to tighten
 		}
 		info, err := d.Info()
-		if err != nil || info.Mode().Perm()&0o077 == 0 || info.Mode()&fs.ModeSymlink != 0 {
+		if err != nil || info.Mode()&fs.ModeSymlink != 0 {
 			return nil
 		}
-		if err := os.Chmod(path, info.Mode().Perm()&^0o077); err != nil {
-			return fmt.Errorf("--data %s is readable by other users (mode %04o) and cannot be made private: %w", path, info.Mode().Perm(), err)
-		}
-		return nil
+		return makePrivate(path, info.Mode())
 	})
+}
+
+// makePrivate removes group and other permissions from path, whose mode is m.
+func makePrivate(path string, m fs.FileMode) error {
+	if m.Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(path, m.Perm()&^0o077); err != nil {
+		return fmt.Errorf("--data %s is readable by other users (mode %04o) and cannot be made private: %w", path, m.Perm(), err)
+	}
+	return nil
 }
