@@ -40,7 +40,10 @@ func startBoundedStop(ctx context.Context, log *slog.Logger, stderr io.Writer, d
 }
 
 func newBoundedStop(log *slog.Logger, stderr io.Writer) *boundedStop {
-	return &boundedStop{log: log, stderr: stderr, done: make(chan struct{}), grace: stopGrace, exit: os.Exit}
+	b := &boundedStop{log: log, stderr: stderr, done: make(chan struct{}), grace: stopGrace, exit: os.Exit}
+	first := "recording" // the step until the first at(): never a nil step to print
+	b.step.Store(&first)
+	return b
 }
 
 func (b *boundedStop) run(ctx context.Context, drain time.Duration, atStop, atDeadline func()) {
